@@ -10,11 +10,12 @@
  * collect them, sort by context with the later fence of a context first, keep the first
  * per context, and return that fence alone or a new array (fresh context, seqno 1,
  * signal on all). The kernel sorts with lib/sort.c's heapsort, which is not stable; the
- * model uses that bottom-up heapsort too (lib/sort.c is not part of the unpacked 6.12
- * sources, so it follows the classic single-pop form), so ties (two distinct unsignalled
- * fences with the same context and seqno) resolve like the kernel's.
+ * model uses the same algorithm (6.12's two-at-a-time extraction, lib/sort.c), so ties
+ * (two distinct unsignalled fences with the same context and seqno) resolve like the
+ * kernel's.
  */
 
+import { sort } from '../lib/sort.ts';
 import {
   type DmaFence,
   dmaFenceAllocatePrivateStub,
@@ -84,48 +85,6 @@ function fenceCmp(a: DmaFence, b: DmaFence): number {
 }
 
 /**
- * lib/sort.c's sort(): bottom-up heapsort (not stable): find the path of larger children
- * to a leaf, back up to where the element belongs, rotate it into place.
- */
-function heapSort<T>(a: T[], cmp: (x: T, y: T) => number): void {
-  let n = a.length;
-  let i = n >> 1;
-  if (i === 0) return;
-  const swap = (x: number, y: number) => {
-    const t = a[x];
-    a[x] = a[y];
-    a[y] = t;
-  };
-  for (;;) {
-    if (i > 0) {
-      i--; // building the heap: sift element i down
-    } else {
-      n--;
-      if (n === 0) break; // sorted
-      swap(0, n); // move the largest to its final place, sift the new root down
-    }
-    // Find the path of larger children down to a leaf...
-    let b = i;
-    let c = 2 * b + 1;
-    let d = c + 1;
-    while (d < n) {
-      b = cmp(a[c], a[d]) >= 0 ? c : d;
-      c = 2 * b + 1;
-      d = c + 1;
-    }
-    if (d === n) b = c; // last leaf without a sibling
-    // ...back up to where element i belongs...
-    while (b !== i && cmp(a[i], a[b]) >= 0) b = (b - 1) >> 1;
-    // ...and rotate it into place along the path.
-    const to = b;
-    while (b !== i) {
-      b = (b - 1) >> 1;
-      swap(b, to);
-    }
-  }
-}
-
-/**
  * __dma_fence_unwrap_merge(): merges the leaves of `fences` (null entries are allowed and
  * contribute nothing). Does not consume the callers' references; returns a new reference
  * (a private stub when every leaf has signalled, the one surviving leaf, or a new array),
@@ -165,7 +124,7 @@ export function dmaFenceUnwrapMerge(...fences: (DmaFence | null)[]): DmaFence | 
   count = array.length;
 
   if (count > 1) {
-    heapSort(array, fenceCmp);
+    sort(array, fenceCmp);
     // Keep only the most recent fence of each context.
     let j = 0;
     for (let i = 1; i < count; i++) {
