@@ -19,6 +19,7 @@ import {
   type ReportType,
 } from '../sim/report.ts';
 import { Jiffies, MAX_SCHEDULE_TIMEOUT } from './jiffies.ts';
+import { Lockdep } from './locking/lockdep.ts';
 
 /** Per-context state the kernel model keeps (held locks, signalling depth). */
 export class KernelContextState {
@@ -47,6 +48,8 @@ export interface KernelOptions {
   name?: string;
   /** Tick rate (default 250). */
   hz?: number;
+  /** Run the lock validator (CONFIG_PROVE_LOCKING; default true). Locks work either way. */
+  lockdep?: boolean;
 }
 
 let active: Kernel | null = null;
@@ -67,6 +70,8 @@ export class Kernel {
   fenceContextCounter = 1;
   /** The lock checker's hooks, when one is installed. */
   lockdepHooks: LockdepHooks | null = null;
+  /** The lock validator, or null when this kernel runs without lockdep. */
+  readonly lockdep: Lockdep | null;
   /** Lazily created per-kernel singletons, keyed by the module that owns them. */
   readonly singletons = new Map<symbol, unknown>();
 
@@ -90,7 +95,13 @@ export class Kernel {
         if (task.owner instanceof Kernel) task.owner.checkMightSleep(task, 'schedule');
       };
     }
+    if (engine.onTaskExit === null) {
+      engine.onTaskExit = (task) => {
+        if (task.owner instanceof Kernel) task.owner.lockdep?.checkNoLocksHeld(task);
+      };
+    }
     active = this;
+    this.lockdep = opts.lockdep === false ? null : new Lockdep(this);
   }
 
   /** Makes this kernel the current one (for code running outside the engine). */
@@ -131,12 +142,13 @@ export class Kernel {
   /** might_sleep(): reports a sleep attempted from atomic context. */
   checkMightSleep(ctx: ExecContext, what: string): void {
     if (!this.inAtomic(ctx)) return;
+    const held = this.lockdep !== null ? `\n${this.lockdep.heldLocksText(ctx)}` : '';
     this.report(
       'violation',
       'sched.sleep_in_atomic',
       `BUG: sleeping function called from invalid context: ${what} in ${ctx.label} ` +
         `(in_atomic ${ctx.preemptCount > 0 ? 1 : 0}, irqs_disabled ${ctx.irqsDisabled > 0 ? 1 : 0}, ` +
-        `${ctx.kind === 'hardirq' ? 'hard-IRQ' : 'process'} context)`,
+        `${ctx.kind === 'hardirq' ? 'hard-IRQ' : 'process'} context)${held}`,
       [],
     );
   }

@@ -164,6 +164,8 @@ export class Engine {
   onSwitch: ((ctx: ExecContext) => void) | null = null;
   /** Called before a task blocks (the kernel checks "sleeping in atomic context" here). */
   beforeBlock: ((task: Task, desc: WaitDesc) => void) | null = null;
+  /** Called when a task's body returns, before it is marked exited (lockdep checks held locks). */
+  onTaskExit: ((task: Task) => void) | null = null;
 
   private readonly queue = new EventQueue();
   private readonly runQueue: Task[] = [];
@@ -221,9 +223,12 @@ export class Engine {
    * Queues deferred work that runs in hard-IRQ context as soon as interrupts are
    * enabled again (like `irq_work_queue` raising a self-IPI): at the end of the
    * current event, or when the current task's outermost irq-disabled section ends.
+   * Queued from a task (or outside any context) with interrupts enabled, it runs at
+   * once, as the self-IPI is taken at once.
    */
   queueIrqWork(fn: () => void): void {
     this.irqWork.push(fn);
+    this.irqWorkPoint();
   }
 
   /**
@@ -437,6 +442,7 @@ export class Engine {
   }
 
   private taskExit(t: Task, value: number): void {
+    if (this.onTaskExit !== null) this.onTaskExit(t);
     t.state = 'exited';
     t.exitValue = value;
     if (this.log.enabled) {
@@ -502,29 +508,7 @@ export class Engine {
           continue;
         }
         // No task can run: fire events, advancing time, until one becomes runnable.
-        const queue = this.queue;
-        while (this.runQueue.length === 0 && !this.stopRequested) {
-          const next = queue.peekTime();
-          if (next === Number.POSITIVE_INFINITY) break;
-          if (next > until) {
-            this.now = until;
-            status = 'time-limit';
-            break;
-          }
-          const fn = queue.pop()!;
-          this.now = queue.lastTime;
-          this.eventsRun++;
-          this.setCurrent(this.irqContext);
-          try {
-            fn();
-            if (this.irqWork.length > 0) this.drainIrqWork(this.irqContext.owner);
-          } catch (e) {
-            if (e instanceof KernelBug) this.bugReport = e.report;
-            else if (this.failure === null) this.failure = e;
-            this.stopRequested = true;
-          }
-          this.setCurrent(this.noContext);
-        }
+        if (this.fireEvents(until)) status = 'time-limit';
         if (status === 'time-limit') break;
         if (this.runQueue.length === 0 && !this.stopRequested) break;
       }
@@ -558,6 +542,51 @@ export class Engine {
       }
     }
     return result;
+  }
+
+  /**
+   * Fires due events in (time, seq) order, advancing the clock, until a task becomes
+   * runnable, a stop is requested, the queue is empty, or the next event lies beyond
+   * `until` (then the clock is set to `until` and true is returned).
+   *
+   * The hot path of event-heavy runs, kept in a plain synchronous method: the context
+   * is set back to `none` once after the batch rather than after each event (nothing
+   * runs between two events of one batch to observe it), the loop is entered once
+   * under one try/catch (an exception stops the run, which ends the batch anyway), and
+   * the event count is kept in a local.
+   */
+  private fireEvents(until: number): boolean {
+    const queue = this.queue;
+    const runQueue = this.runQueue;
+    const irq = this.irqContext;
+    let fired = 0;
+    let limited = false;
+    if (runQueue.length !== 0 || this.stopRequested) return false;
+    try {
+      for (;;) {
+        const next = queue.peekTime();
+        if (next === Number.POSITIVE_INFINITY) break;
+        if (next > until) {
+          this.now = until;
+          limited = true;
+          break;
+        }
+        const fn = queue.pop()!;
+        this.now = next;
+        fired++;
+        this.setCurrent(irq);
+        fn();
+        if (this.irqWork.length > 0) this.drainIrqWork(irq.owner);
+        if (runQueue.length !== 0 || this.stopRequested) break;
+      }
+    } catch (e) {
+      if (e instanceof KernelBug) this.bugReport = e.report;
+      else if (this.failure === null) this.failure = e;
+      this.stopRequested = true;
+    }
+    this.eventsRun += fired;
+    this.setCurrent(this.noContext);
+    return limited;
   }
 
   private deadlockReport(stuck: Task[]): Report {

@@ -9,9 +9,16 @@
  *
  * Taking a spinlock disables preemption; the `_irqsave` / `_irq` variants also disable
  * interrupts, and restoring them runs pending irq_work, as the self-IPI would.
+ *
+ * Lockdep (kernel/locking/lockdep.c) sees every acquisition before the lock is taken
+ * (spin_acquire, then do_raw_spin_lock, as include/linux/spinlock_api_smp.h orders
+ * them), every release, and interrupts coming back on while locks are held. A lock's
+ * class is its explicit key, else its name (every lock created with the same name is one
+ * class, like locks initialised at one site in the kernel), else the lock alone.
  */
 import type { ExecContext } from '../../sim/engine.ts';
 import { currentKernel, type Kernel } from '../kernel.ts';
+import { type LockClassKey, LockdepMap } from './lockdep.ts';
 
 /** Saved interrupt state returned by `spinLockIrqsave`. */
 export type IrqFlags = number;
@@ -20,9 +27,20 @@ export type IrqFlags = number;
 export class SpinLock {
   /** The context holding the lock, or null. */
   owner: ExecContext | null = null;
+  /** The lock's lockdep identity. */
+  readonly depMap: LockdepMap;
+  /** The lock's name in reports. */
+  readonly name: string;
 
-  /** `name` is the lock's class name in reports (the kernel uses the variable name). */
-  constructor(readonly name: string = 'spinlock') {}
+  /**
+   * spin_lock_init(): `name` is the lock's class name in reports (the kernel uses the
+   * variable name); `key` overrides the class (default: the name, or a class of its own
+   * for an unnamed lock).
+   */
+  constructor(name?: string, key?: LockClassKey) {
+    this.name = name ?? 'spinlock';
+    this.depMap = new LockdepMap(this.name, key ?? name ?? null);
+  }
 
   /** True while some context holds the lock. */
   get locked(): boolean {
@@ -30,8 +48,9 @@ export class SpinLock {
   }
 }
 
-function acquire(k: Kernel, lock: SpinLock): void {
+function acquire(k: Kernel, lock: SpinLock, trylock = false): void {
   const ctx = k.ctx;
+  k.lockdep?.acquire(ctx, lock.depMap, 0, trylock, 0, true, null);
   if (lock.owner !== null) {
     const obj = [{ kind: 'spinlock', name: lock.name }];
     if (lock.owner === ctx) {
@@ -67,6 +86,7 @@ function release(k: Kernel, lock: SpinLock): void {
   }
   lock.owner = null;
   ctx.preemptCount--;
+  k.lockdep?.release(ctx, lock.depMap);
 }
 
 /** spin_lock(). */
@@ -82,7 +102,7 @@ export function spinUnlock(lock: SpinLock): void {
 /** spin_trylock(): takes the lock if free; true on success. */
 export function spinTrylock(lock: SpinLock): boolean {
   if (lock.owner !== null) return false;
-  acquire(currentKernel(), lock);
+  acquire(currentKernel(), lock, true);
   return true;
 }
 
@@ -132,8 +152,12 @@ export function localIrqRestore(flags: IrqFlags): void {
 
 function irqRestore(k: Kernel, flags: IrqFlags): void {
   const ctx = k.ctx;
+  const wasOff = ctx.irqsDisabled > 0;
   ctx.irqsDisabled = flags;
-  if (flags === 0 && ctx.kind !== 'hardirq') k.engine.irqWorkPoint();
+  if (flags === 0 && ctx.kind !== 'hardirq') {
+    if (wasOff && k.lockdep !== null && ctx.kdata !== null) k.lockdep.hardirqsOn(ctx);
+    k.engine.irqWorkPoint();
+  }
 }
 
 /** lockdep_assert_held() for a spinlock: WARN unless the current context holds it. */
