@@ -363,6 +363,10 @@ export class Engine {
   yield(): Promise<void> {
     const t = this.currentTask();
     if (this.beforeBlock !== null) this.beforeBlock(t, { what: 'sched_yield' });
+    return this.requeue(t);
+  }
+
+  private requeue(t: Task): Promise<void> {
     t.state = 'runnable';
     t.wakeReason = 'woken';
     this.runQueue.push(t);
@@ -374,8 +378,12 @@ export class Engine {
    * Under fifo it never switches; under random and PCT it may.
    */
   preemptionPoint(): Promise<void> {
-    if (!this.scheduler.preempts || this.runQueue.length === 0) return RESOLVED;
-    return this.yield();
+    const cur = this.current;
+    // cond_resched() checks for atomic context whatever the scheduler decides.
+    if (this.beforeBlock !== null && cur instanceof Task) this.beforeBlock(cur, { what: 'cond_resched' });
+    if (!this.scheduler.preempts || (this.runQueue.length === 0 && this.queue.peekTime() > this.now))
+      return RESOLVED;
+    return this.requeue(this.currentTask());
   }
 
   /** Sleeps for `ns` of virtual time (uninterruptible). */
@@ -498,6 +506,9 @@ export class Engine {
     try {
       for (;;) {
         if (this.stopRequested) break;
+        // Interrupts first: events due now fire before any thread runs.
+        if (this.queue.peekTime() <= this.now && this.fireEvents(until)) status = 'time-limit';
+        if (status === 'time-limit' || this.stopRequested) break;
         if (this.runQueue.length > 0) {
           const i = this.scheduler.pick(this.runQueue, this.lastRan);
           const t = this.runQueue[i];
@@ -545,9 +556,11 @@ export class Engine {
   }
 
   /**
-   * Fires due events in (time, seq) order, advancing the clock, until a task becomes
-   * runnable, a stop is requested, the queue is empty, or the next event lies beyond
-   * `until` (then the clock is set to `until` and true is returned).
+   * Fires events in (time, seq) order, advancing the clock, until a task is runnable
+   * and no further event is due at the current time, a stop is requested, the queue is
+   * empty, or the next event lies beyond `until` (then the clock is set to `until` and
+   * true is returned). Every event due at one instant fires before a thread woken by
+   * one of them runs, as interrupts would.
    *
    * The hot path of event-heavy runs, kept in a plain synchronous method: the context
    * is set back to `none` once after the batch rather than after each event (nothing
@@ -561,11 +574,12 @@ export class Engine {
     const irq = this.irqContext;
     let fired = 0;
     let limited = false;
-    if (runQueue.length !== 0 || this.stopRequested) return false;
+    if (this.stopRequested) return false;
     try {
       for (;;) {
         const next = queue.peekTime();
         if (next === Number.POSITIVE_INFINITY) break;
+        if (runQueue.length !== 0 && next > this.now) break;
         if (next > until) {
           this.now = until;
           limited = true;
@@ -577,7 +591,7 @@ export class Engine {
         this.setCurrent(irq);
         fn();
         if (this.irqWork.length > 0) this.drainIrqWork(irq.owner);
-        if (runQueue.length !== 0 || this.stopRequested) break;
+        if (this.stopRequested) break;
       }
     } catch (e) {
       if (e instanceof KernelBug) this.bugReport = e.report;
