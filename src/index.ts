@@ -6,12 +6,48 @@
  * (`DmaFence`, `dmaFenceContextAlloc`, ...); the engine is under `sim`.
  */
 
+// Kernel-internal API for drivers: files, the VFS, fds, user memory, poll, sync_file.
+export { anonInodeGetfile } from './kernel/anon-inodes.ts';
 export * from './kernel/dma-buf/dma-fence.ts';
+export { SW_SYNC_PATH, SyncPt, SyncTimeline } from './kernel/dma-buf/sw-sync.ts';
+export { syncInfoText } from './kernel/dma-buf/sync-debug.ts';
+export { isSyncFile, SyncFile, syncFileCreate, syncFileGetFence } from './kernel/dma-buf/sync-file.ts';
 export { type ErrnoName, errno, errnoName, MAX_ERRNO } from './kernel/errno.ts';
+export { FilesStruct, fdInstall, fget, getUnusedFdFlags, putUnusedFd } from './kernel/fdtable.ts';
+export {
+  File,
+  type FileOperations,
+  type FilePos,
+  fput,
+  Inode,
+  liveFiles,
+  SuperBlock,
+} from './kernel/file.ts';
 export { Jiffies, MAX_SCHEDULE_TIMEOUT } from './kernel/jiffies.ts';
 export { currentKernel, Kernel, type KernelOptions } from './kernel/kernel.ts';
+export { type LeakCheck, type LeakFinding, registerLeakCheck } from './kernel/leak-check.ts';
 export * from './kernel/locking/spinlock.ts';
-export { Machine, type MachineOptions, Process, type ProgramMain } from './machine.ts';
+export { MmStruct, VmAreaStruct, type VmFault, type VmOperations } from './kernel/mm/mmap.ts';
+export { allocPages, Page } from './kernel/mm/page.ts';
+export { PollTable, pollWait } from './kernel/poll.ts';
+export { fdinfoText } from './kernel/proc-fd.ts';
+export { current, TaskStruct } from './kernel/sched.ts';
+export { SeqFile } from './kernel/seq-file.ts';
+export { copyFromUser, copyStructFromUser, copyStructToUser, copyToUser } from './kernel/uaccess.ts';
+export { type DeviceOptions, registerDevice, unregisterDevice } from './kernel/vfs.ts';
+export { WaitQueueHead } from './kernel/wait.ts';
+export {
+  EXIT_SEGV,
+  type Initcall,
+  Machine,
+  type MachineOptions,
+  Process,
+  type ProgramMain,
+  registerInitcall,
+} from './machine.ts';
 export * as sim from './sim/index.ts';
 export type { Report, ReportContext, ReportObject, ReportType } from './sim/report.ts';
-export { ProcessExit, Sys } from './uapi/sys.ts';
+export * from './uapi/constants.ts';
+export * from './uapi/ioctl.ts';
+export * from './uapi/structs.ts';
+export { type Arg, ProcessExit, REALTIME_EPOCH_NS, SegmentationFault, Sys } from './uapi/sys.ts';

@@ -47,7 +47,8 @@ export const DEMO_JOB_DONE = { compute: 1_500_000, copy: 2_500_000 } as const;
 /** Runs the demo and returns its log and outcome. */
 export async function runFenceDemo(opts: FenceDemoOptions = {}): Promise<FenceDemoResult> {
   const seed = opts.seed ?? 1;
-  const m = await Machine.create({ seed, scheduler: opts.scheduler });
+  // The demo's timeline starts at virtual time 0 (no boot delay), so job times read as given.
+  const m = await Machine.create({ seed, scheduler: opts.scheduler, bootTime: 0 });
   const engine = m.engine;
   const note = (msg: string) => tracepoint(engine, 'note', { msg });
   let mergedWokeAt = -1;

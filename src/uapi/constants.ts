@@ -1,0 +1,121 @@
+/**
+ * The userspace-visible constants of the syscalls the model implements, gathered in one
+ * place for programs (include/uapi/asm-generic/fcntl.h, mman-common.h, poll.h,
+ * include/uapi/linux/memfd.h, include/linux/socket.h, include/uapi/linux/time.h). Each
+ * is defined next to the kernel code that interprets it and re-exported here.
+ */
+
+export { SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_STREAM } from '../kernel/af-unix.ts';
+export {
+  F_ADD_SEALS,
+  F_CREATED_QUERY,
+  F_DUPFD,
+  F_DUPFD_CLOEXEC,
+  F_DUPFD_QUERY,
+  F_GET_SEALS,
+  F_GETFD,
+  F_GETFL,
+  F_GETOWN,
+  F_GETSIG,
+  F_SETFD,
+  F_SETFL,
+  F_SETOWN,
+  F_SETSIG,
+  FASYNC,
+  FD_CLOEXEC,
+  O_ACCMODE,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECT,
+  O_DIRECTORY,
+  O_DSYNC,
+  O_EXCL,
+  O_LARGEFILE,
+  O_NDELAY,
+  O_NOATIME,
+  O_NOCTTY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  O_RDWR,
+  O_SYNC,
+  O_TMPFILE,
+  O_TRUNC,
+  O_WRONLY,
+} from '../kernel/fcntl.ts';
+export { SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET } from '../kernel/file.ts';
+export {
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_EXEC,
+  MFD_HUGE_MASK,
+  MFD_HUGE_SHIFT,
+  MFD_HUGETLB,
+  MFD_NOEXEC_SEAL,
+} from '../kernel/mm/memfd.ts';
+export {
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  MAP_HUGETLB,
+  MAP_LOCKED,
+  MAP_NORESERVE,
+  MAP_POPULATE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MAP_SHARED_VALIDATE,
+  PROT_EXEC,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../kernel/mm/mmap.ts';
+export { PAGE_SIZE } from '../kernel/mm/page.ts';
+export {
+  F_SEAL_EXEC,
+  F_SEAL_FUTURE_WRITE,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+} from '../kernel/mm/shmem.ts';
+export {
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  POLLOUT,
+  POLLPRI,
+  POLLRDHUP,
+  POLLRDNORM,
+  POLLWRNORM,
+} from '../kernel/poll.ts';
+export {
+  AF_INET,
+  AF_INET6,
+  AF_UNIX,
+  MSG_CMSG_CLOEXEC,
+  MSG_CTRUNC,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  MSG_OOB,
+  MSG_PEEK,
+  MSG_TRUNC,
+  MSG_WAITALL,
+  SCM_RIGHTS,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+} from '../kernel/socket.ts';
+export {
+  CLOCK_BOOTTIME,
+  CLOCK_MONOTONIC,
+  CLOCK_MONOTONIC_COARSE,
+  CLOCK_MONOTONIC_RAW,
+  CLOCK_PROCESS_CPUTIME_ID,
+  CLOCK_REALTIME,
+  CLOCK_REALTIME_COARSE,
+  CLOCK_TAI,
+  CLOCK_THREAD_CPUTIME_ID,
+} from './sys.ts';
