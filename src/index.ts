@@ -9,6 +9,10 @@
 // Kernel-internal API for drivers: files, the VFS, fds, user memory, poll, sync_file.
 export { anonInodeGetfile } from './kernel/anon-inodes.ts';
 export * from './kernel/dma-buf/dma-fence.ts';
+export * from './kernel/dma-buf/dma-fence-array.ts';
+export * from './kernel/dma-buf/dma-fence-chain.ts';
+export * from './kernel/dma-buf/dma-fence-unwrap.ts';
+export * from './kernel/dma-buf/dma-resv.ts';
 export { SW_SYNC_PATH, SyncPt, SyncTimeline } from './kernel/dma-buf/sw-sync.ts';
 export { syncInfoText } from './kernel/dma-buf/sync-debug.ts';
 export { isSyncFile, SyncFile, syncFileCreate, syncFileGetFence } from './kernel/dma-buf/sync-file.ts';
@@ -26,9 +30,21 @@ export {
 export { Jiffies, MAX_SCHEDULE_TIMEOUT } from './kernel/jiffies.ts';
 export { currentKernel, Kernel, type KernelOptions } from './kernel/kernel.ts';
 export { type LeakCheck, type LeakFinding, registerLeakCheck } from './kernel/leak-check.ts';
+export {
+  dmaFenceLockdepMap,
+  Lockdep,
+  LockdepMap,
+  lockdepAssertHeld,
+  lockdepAssertNotHeld,
+} from './kernel/locking/lockdep.ts';
+export * from './kernel/locking/mutex.ts';
 export * from './kernel/locking/spinlock.ts';
+export * from './kernel/locking/ww-mutex.ts';
+export * from './kernel/mm/gfp.ts';
 export { MmStruct, VmAreaStruct, type VmFault, type VmOperations } from './kernel/mm/mmap.ts';
 export { allocPages, Page } from './kernel/mm/page.ts';
+export { kfree, kmalloc } from './kernel/mm/slab.ts';
+export * as pci from './kernel/pci/index.ts';
 export { PollTable, pollWait } from './kernel/poll.ts';
 export { fdinfoText } from './kernel/proc-fd.ts';
 export { current, TaskStruct } from './kernel/sched.ts';
@@ -36,6 +52,7 @@ export { SeqFile } from './kernel/seq-file.ts';
 export { copyFromUser, copyStructFromUser, copyStructToUser, copyToUser } from './kernel/uaccess.ts';
 export { type DeviceOptions, registerDevice, unregisterDevice } from './kernel/vfs.ts';
 export { WaitQueueHead } from './kernel/wait.ts';
+export * from './kernel/workqueue.ts';
 export {
   EXIT_SEGV,
   type Initcall,
