@@ -8,14 +8,22 @@
 
 // Kernel-internal API for drivers: files, the VFS, fds, user memory, poll, sync_file.
 export { anonInodeGetfile } from './kernel/anon-inodes.ts';
+export { Device, type DeviceInfo, type DmaMapOps, dmaBitMask } from './kernel/device.ts';
+// dma-buf, DMA-BUF heaps and udmabuf, kernel side, are namespaces (`dmaBuf.dmaBufExport`,
+// `dmaHeap.dmaHeapAdd`, `udmabuf.udmabufDevice`): their struct classes share names with
+// the userspace wrappers (`DmaBuf`, `DmaHeap`, `Udmabuf`) exported flat below.
+export * as dmaBuf from './kernel/dma-buf/dma-buf.ts';
 export * from './kernel/dma-buf/dma-fence.ts';
 export * from './kernel/dma-buf/dma-fence-array.ts';
 export * from './kernel/dma-buf/dma-fence-chain.ts';
 export * from './kernel/dma-buf/dma-fence-unwrap.ts';
+export * as dmaHeap from './kernel/dma-buf/dma-heap.ts';
 export * from './kernel/dma-buf/dma-resv.ts';
 export { SW_SYNC_PATH, SyncPt, SyncTimeline } from './kernel/dma-buf/sw-sync.ts';
 export { syncInfoText } from './kernel/dma-buf/sync-debug.ts';
 export { isSyncFile, SyncFile, syncFileCreate, syncFileGetFence } from './kernel/dma-buf/sync-file.ts';
+export * as udmabuf from './kernel/dma-buf/udmabuf.ts';
+export { ErrPtr, errPtr, isErr, isErrOrNull, ptrErr } from './kernel/err.ts';
 export { type ErrnoName, errno, errnoName, MAX_ERRNO } from './kernel/errno.ts';
 export { FilesStruct, fdInstall, fget, getUnusedFdFlags, putUnusedFd } from './kernel/fdtable.ts';
 export {
@@ -27,6 +35,7 @@ export {
   liveFiles,
   SuperBlock,
 } from './kernel/file.ts';
+export * from './kernel/iosys-map.ts';
 export { Jiffies, MAX_SCHEDULE_TIMEOUT } from './kernel/jiffies.ts';
 export { currentKernel, Kernel, type KernelOptions } from './kernel/kernel.ts';
 export { type LeakCheck, type LeakFinding, registerLeakCheck } from './kernel/leak-check.ts';
@@ -40,9 +49,11 @@ export {
 export * from './kernel/locking/mutex.ts';
 export * from './kernel/locking/spinlock.ts';
 export * from './kernel/locking/ww-mutex.ts';
+export * from './kernel/mm/dma-mapping.ts';
 export * from './kernel/mm/gfp.ts';
 export { MmStruct, VmAreaStruct, type VmFault, type VmOperations } from './kernel/mm/mmap.ts';
 export { allocPages, Page } from './kernel/mm/page.ts';
+export * from './kernel/mm/scatterlist.ts';
 export { kfree, kmalloc } from './kernel/mm/slab.ts';
 export * as pci from './kernel/pci/index.ts';
 export { PollTable, pollWait } from './kernel/poll.ts';
@@ -65,6 +76,10 @@ export {
 export * as sim from './sim/index.ts';
 export type { Report, ReportContext, ReportObject, ReportType } from './sim/report.ts';
 export * from './uapi/constants.ts';
+export * from './uapi/dma-buf.ts';
+export * from './uapi/dma-heap.ts';
+export * from './uapi/errno-error.ts';
 export * from './uapi/ioctl.ts';
 export * from './uapi/structs.ts';
 export { type Arg, ProcessExit, REALTIME_EPOCH_NS, SegmentationFault, Sys } from './uapi/sys.ts';
+export * from './uapi/udmabuf.ts';

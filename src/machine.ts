@@ -29,7 +29,11 @@
 import { memDevicesInit, nullFops } from './drivers/char/mem.ts';
 import { consoleInit, openConsole } from './drivers/tty/console.ts';
 import { unixGc } from './kernel/af-unix.ts';
+import { dmaBufInit } from './kernel/dma-buf/dma-buf.ts';
+import { addDefaultCmaHeap } from './kernel/dma-buf/heaps/cma-heap.ts';
+import { systemHeapCreate } from './kernel/dma-buf/heaps/system-heap.ts';
 import { syncDebugfsInit } from './kernel/dma-buf/sync-debug.ts';
+import { udmabufDevInit } from './kernel/dma-buf/udmabuf.ts';
 import { doExit } from './kernel/exit.ts';
 import { FilesStruct } from './kernel/fdtable.ts';
 import { File } from './kernel/file.ts';
@@ -66,7 +70,17 @@ export type ProgramMain = (sys: Sys) => Promise<number | undefined | void>;
 /** A machine-wide initcall: registers a driver's devices while the machine boots. */
 export type Initcall = () => void;
 
-const builtinInitcalls: Initcall[] = [memDevicesInit, consoleInit, procFdInit, syncDebugfsInit];
+const builtinInitcalls: Initcall[] = [
+  memDevicesInit,
+  consoleInit,
+  procFdInit,
+  syncDebugfsInit,
+  // dma-buf (subsys_initcall), then the heaps and udmabuf (module_init), in 6.12's order.
+  dmaBufInit,
+  systemHeapCreate,
+  addDefaultCmaHeap,
+  udmabufDevInit,
+];
 
 /** Adds an initcall every Machine runs at boot, after the built-in ones (drivers register themselves here). */
 export function registerInitcall(fn: Initcall): void {

@@ -132,7 +132,9 @@ export async function doSysPoll(ufds: number, nfds: number, timeoutMs: number): 
   const end = timeoutMs >= 0 ? engine.now + timeoutMs * 1_000_000 : undefined;
   const table = new PollWqueues(() => engine.wakeUp(me));
   let timedOut = timeoutMs === 0;
-  let pt: PollTable | null = timedOut ? null : table;
+  // As do_poll(): the table always carries the requested events (poll_requested_events);
+  // clearing qproc stops registration (a zero timeout, or once something is ready).
+  if (timedOut) table.qproc = null;
   let count = 0;
   try {
     for (;;) {
@@ -145,17 +147,17 @@ export async function doSysPoll(ufds: number, nfds: number, timeoutMs: number): 
             mask = EPOLLNVAL;
           } else {
             const filter = (p.events & 0xffff) | EPOLLERR | EPOLLHUP;
-            if (pt) pt.key = filter;
-            mask = vfsPoll(file, pt) & filter;
+            table.key = filter;
+            mask = vfsPoll(file, table) & filter;
           }
         }
         p.revents = mask;
         if (mask) {
           count++;
-          pt = null;
+          table.qproc = null;
         }
       }
-      pt = null;
+      table.qproc = null;
       if (!count && k.signalPending()) {
         count = -errno.EINTR;
         break;
