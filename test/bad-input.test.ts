@@ -3,7 +3,8 @@
  * ioctl numbers (the real ones and garbage), pointers (NULL, small, unmapped,
  * read-only, straddling a hole), lengths and garbage structs — on every file type of
  * this layer (sw_sync timelines, sync_files, memfds, sockets, /dev/null, /dev/zero,
- * /proc fdinfo, sync/info). The properties:
+ * /proc fdinfo, sync/info, DMA-BUF heaps and the dma-bufs they allocate, udmabuf,
+ * dma_buf/bufinfo). The property drives at least 20,000 calls per test run. The properties:
  * - no exception escapes a syscall, and every result is >= 0 or a valid -errno;
  * - after the process has exited nothing is left alive (no leak report, no live file)
  *   and the kernel reported nothing (no WARN, BUG, lockdep or leak).
@@ -15,6 +16,13 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
+  DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+  DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+  DMA_BUF_IOCTL_SYNC,
+  DMA_BUF_SET_NAME_A,
+  DMA_BUF_SET_NAME_B,
+  DMA_HEAP_IOCTL_ALLOC,
+  dmaHeapAllocationData,
   F_ADD_SEALS,
   F_DUPFD,
   F_DUPFD_CLOEXEC,
@@ -55,6 +63,8 @@ import {
   syncMergeData,
   syncSetDeadline,
   timespec,
+  UDMABUF_CREATE,
+  UDMABUF_CREATE_LIST,
 } from '../src/index.ts';
 import { isErrno } from '../src/kernel/errno.ts';
 
@@ -62,6 +72,10 @@ const PATHS = [
   '/sys/kernel/debug/sync/sw_sync',
   '/sys/kernel/debug/sync/sw_sync',
   '/sys/kernel/debug/sync/info',
+  '/sys/kernel/debug/dma_buf/bufinfo',
+  '/dev/dma_heap/system',
+  '/dev/dma_heap/reserved',
+  '/dev/udmabuf',
   '/dev/null',
   '/dev/zero',
   '/dev',
@@ -75,6 +89,14 @@ const PATHS = [
 ];
 
 const REQUESTS = [
+  DMA_BUF_IOCTL_SYNC,
+  DMA_BUF_SET_NAME_A,
+  DMA_BUF_SET_NAME_B,
+  DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+  DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+  DMA_HEAP_IOCTL_ALLOC,
+  UDMABUF_CREATE,
+  UDMABUF_CREATE_LIST,
   SYNC_IOC_MERGE,
   SYNC_IOC_FILE_INFO,
   SYNC_IOC_SET_DEADLINE,
@@ -382,6 +404,9 @@ function writeMsghdr(sys: Sys, a: Areas, iovlen: number, ctlLen: number, fds: nu
   }
 }
 
+/** Syscalls driven by the property, over all its runs. */
+let callsMade = 0;
+
 async function runSequence(cmds: Cmd[], seed: number): Promise<void> {
   const m = await Machine.create({ seed });
   const results: { cmd: Cmd; r: unknown }[] = [];
@@ -400,8 +425,16 @@ async function runSequence(cmds: Cmd[], seed: number): Promise<void> {
     await sys.ioctl(3, SW_SYNC_IOC_CREATE_FENCE, d);
     await sys.memfd_create(sys.allocCString('fuzz'), 2);
     await sys.socketpair(1, 1 | SOCK_NONBLOCK, 0, sys.alloc(8));
+    // ...a system heap (8) and a 2-page dma-buf allocated from it (9).
+    const heap = await sys.open('/dev/dma_heap/system', 2);
+    await sys.ioctl(
+      heap,
+      DMA_HEAP_IOCTL_ALLOC,
+      sys.allocStruct(dmaHeapAllocationData, { len: 2 * PAGE_SIZE, fd_flags: 2 }),
+    );
     const areas = { scratch: base, ro };
     for (const c of cmds) {
+      callsMade++;
       const r = await exec(sys, areas, c);
       results.push({ cmd: c, r });
     }
@@ -425,11 +458,12 @@ describe('bad input', () => {
   test('random syscalls with random arguments never throw, return -errno, and leak nothing', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(cmdArb, { minLength: 1, maxLength: 60 }),
+        fc.array(cmdArb, { minLength: 20, maxLength: 80, size: 'max' }),
         fc.integer({ min: 1, max: 1000 }),
         runSequence,
       ),
-      { numRuns: 400, seed: 20250101 },
+      { numRuns: 500, seed: 20250101 },
     );
+    expect(callsMade).toBeGreaterThanOrEqual(20_000);
   });
 });
