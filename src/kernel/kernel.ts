@@ -212,7 +212,7 @@ export class Kernel {
       interruptible: opts.interruptible,
     });
     const left = expire - this.jiffiesNow;
-    return left < 0 ? 0 : left;
+    return Math.max(left, 0);
   }
 
   /** Whether the current task has a signal pending (signal_pending(current)). */

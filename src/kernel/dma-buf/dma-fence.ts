@@ -442,7 +442,7 @@ export class DmaFence {
   /** dma_fence_wait(): waits forever; 0 when signalled or a negative error (-ERESTARTSYS). */
   async wait(intr: boolean): Promise<number> {
     const ret = await this.waitTimeout(intr, MAX_SCHEDULE_TIMEOUT);
-    return ret < 0 ? ret : 0;
+    return Math.min(ret, 0);
   }
 
   /** dma_fence_set_deadline(): passes the hint to `ops.setDeadline` unless signalled. */
