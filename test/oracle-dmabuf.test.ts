@@ -910,10 +910,7 @@ describe('oracle: dma-heap, dma-buf and udmabuf sections of dmabuf_probe', () =>
 
   test('a fresh machine holds no dma-buf: bufinfo is the oracle boot snapshot', async () => {
     const { readFileSync } = await import('node:fs');
-    const snap = readFileSync(
-      new URL('./fixtures/oracle/debugfs-snapshots.txt', import.meta.url),
-      'utf8',
-    );
+    const snap = readFileSync(new URL('./fixtures/oracle/debugfs-snapshots.txt', import.meta.url), 'utf8');
     const atBoot = /=== bufinfo at-boot\n([\s\S]*?)=== /.exec(snap)![1];
     const m = await Machine.create({ seed: 1 });
     let text: string | number = '';
