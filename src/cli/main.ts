@@ -2,15 +2,41 @@
 /**
  * The `dmabuf-lab` command.
  *
- * `dmabuf-lab run` runs the built-in default and prints what happened in virtual time.
- * Exit codes: 0 fine, 1 a rule was broken or the run did not complete, 2 bad input,
- * 70 an internal error (the stack trace is printed only with `--debug`).
+ * - `run [scenario]`: runs a scenario file (the built-in default without one) and
+ *   prints what each process did, the timeline in virtual time, the rule reports and
+ *   the expectations; `--json` prints the same as data, `--trace out.json` writes a
+ *   Chrome trace-event file for the Perfetto UI.
+ * - `check <scenario>`: runs it and reports only the rules broken.
+ * - `explore <scenario> --runs N`: runs it under N schedules (seeds) and prints the
+ *   seeds that broke an expectation or a rule, each replayable with `run --seed`.
+ * - `topo [preset|file]`: the p2pdma map type, distance and predicted bandwidth of
+ *   every pair of devices of a topology.
+ * - `validate <scenario>`: checks a file without running it.
+ * - `schema`: prints the JSON Schema of scenario files.
+ *
+ * Exit codes: 0 fine, 1 an expectation failed or a rule was broken, 2 bad input, 70 an
+ * internal error (the stack trace is printed only with `--debug`).
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
-import { type FenceDemoResult, runFenceDemo } from '../demo/fence-demo.ts';
-import { formatMs, formatNs } from '../report/format.ts';
-import type { LogEntry, SchedulerOptions } from '../sim/index.ts';
+import { PRESET_NAMES, type PresetName, topologyPreset } from '../kernel/pci/topology-presets.ts';
+import { buildChromeTrace, chromeTraceJson } from '../report/chrome-trace.ts';
+import { formatNs } from '../report/format.ts';
+import { renderSummary, summaryData } from '../report/summary.ts';
+import { renderTopoMatrix, topoMatrix } from '../report/topo-matrix.ts';
+import { DEFAULT_SCENARIO } from '../scenario/builtin.ts';
+import {
+  type CompiledScenario,
+  formatIssue,
+  loadScenarioFile,
+  loadTopologyText,
+  type ScenarioIssue,
+} from '../scenario/load.ts';
+import { type RunArtifacts, runScenario } from '../scenario/runner.ts';
+import { scenarioJsonSchemaText } from '../scenario/schema.ts';
+import type { SchedulerOptions } from '../sim/scheduler.ts';
 
 /** An error meant for the person at the terminal, with the exit code to leave with. */
 export class CliError extends Error {
@@ -21,6 +47,13 @@ export class CliError extends Error {
   ) {
     super(message);
     this.name = 'CliError';
+  }
+}
+
+/** A scenario file with problems: each is printed as `file:line:col: message`. */
+class ScenarioFileError extends CliError {
+  constructor(readonly issues: ScenarioIssue[]) {
+    super(`${issues.length} problem(s) in ${issues[0]?.file ?? 'the scenario'}; nothing was run`);
   }
 }
 
@@ -38,45 +71,72 @@ function parseDepth(v: string): number {
   return Number(v);
 }
 
-/** Events shown in the readable timeline (the full log is in `--json`). */
-const SHOWN = new Set([
-  'note',
-  'dma_fence_init',
-  'dma_fence_signaled',
-  'dma_fence_wait_start',
-  'dma_fence_wait_end',
-]);
-
-function describe(e: LogEntry): string {
-  const a = e.args ?? {};
-  if (e.name === 'note') return pc.cyan(String(a.msg));
-  if (e.name.startsWith('dma_fence'))
-    return `${e.name.padEnd(22)} ${a.driver} ${a.timeline} ctx ${a.context} seqno ${a.seqno}`;
-  return e.name;
+function parseRuns(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1_000_000) {
+    throw new InvalidArgumentError('the number of runs is a whole number from 1 to 1000000.');
+  }
+  return Number(v);
 }
 
-function printDemo(r: FenceDemoResult, strategy: string): void {
-  const out = process.stdout;
-  out.write(`${pc.bold('dmabuf-lab')}: built-in default run: two fence timelines, merged, waited on\n`);
-  out.write(`seed ${r.seed}, scheduler ${strategy}\n\n`);
-  out.write(pc.dim(`${'time'.padStart(10)}  ${'context'.padEnd(10)}  event\n`));
-  for (const e of r.log) {
-    if (!SHOWN.has(e.name)) continue;
-    out.write(`${formatMs(e.t)}  ${e.ctx.padEnd(10)}  ${describe(e)}\n`);
+/** Options shared by the commands that run a scenario. */
+interface RunFlags {
+  seed?: number;
+  strategy?: string;
+  depth?: number;
+  json?: boolean;
+}
+
+function schedulerFrom(sc: CompiledScenario, o: RunFlags): SchedulerOptions | undefined {
+  if (o.strategy === undefined && o.depth === undefined) return undefined;
+  const strategy = (o.strategy ?? sc.scheduler.strategy) as SchedulerOptions['strategy'];
+  if (strategy === 'pct') {
+    const depth = o.depth ?? (sc.scheduler.strategy === 'pct' ? sc.scheduler.depth : undefined);
+    return { strategy: 'pct', ...(depth === undefined ? {} : { depth }) };
   }
-  out.write('\n');
-  out.write(
-    `first waiter woke at ${formatNs(r.firstWokeAt)}; merged-fence waiter woke at ${formatNs(r.mergedWokeAt)}\n`,
-  );
-  out.write(
-    `run ${r.run.status} at ${formatNs(r.run.now)} virtual time; ${r.log.length} log entries, log hash ${r.logHash}\n`,
-  );
-  if (r.reports.length === 0) {
-    out.write(`${pc.green('no rule reports')}\n`);
-  } else {
-    out.write(pc.red(`${r.reports.length} report(s):\n`));
-    for (const rep of r.reports) out.write(`  [${rep.type}] ${rep.rule}: ${rep.message}\n`);
+  return { strategy };
+}
+
+function displayPath(p: string): string {
+  const rel = relative(process.cwd(), p);
+  return rel.startsWith('..') ? p : rel;
+}
+
+/** Loads a scenario (the built-in default if `file` is undefined); throws CliError on problems. */
+function load(file: string | undefined): CompiledScenario {
+  const path = file ?? displayPath(DEFAULT_SCENARIO);
+  let r: ReturnType<typeof loadScenarioFile>;
+  try {
+    r = loadScenarioFile(path);
+  } catch (e) {
+    throw new CliError((e as Error).message);
   }
+  if (!r.ok) throw new ScenarioFileError(r.issues);
+  return r.scenario;
+}
+
+function runAndTrace(sc: CompiledScenario, o: RunFlags & { trace?: string }): Promise<RunArtifacts> {
+  return runScenario(sc, { seed: o.seed, scheduler: schedulerFrom(sc, o) }).then((a) => {
+    if (o.trace !== undefined) {
+      const trace = buildChromeTrace(a);
+      try {
+        writeFileSync(o.trace, chromeTraceJson(trace));
+      } catch (e) {
+        throw new CliError(`cannot write the trace to "${o.trace}": ${(e as Error).message}`);
+      }
+      process.stderr.write(
+        `trace: ${trace.traceEvents.length} events written to ${o.trace}; open it at https://ui.perfetto.dev\n`,
+      );
+    }
+    return a;
+  });
+}
+
+function strategyOption(def?: string): Option {
+  const o = new Option(
+    '--strategy <name>',
+    def === undefined ? "thread scheduling strategy (default: the scenario's)" : 'thread scheduling strategy',
+  ).choices(['fifo', 'random', 'pct']);
+  return def === undefined ? o : o.default(def);
 }
 
 /** Builds the command-line program (exported for tests). */
@@ -84,45 +144,177 @@ export function buildProgram(): Command {
   const program = new Command('dmabuf-lab')
     .description('An executable model of the Linux DMA-BUF stack in deterministic virtual time')
     .option('--debug', 'print stack traces of internal errors')
+    .option('--no-color', 'no colours (NO_COLOR=1 does the same)')
     .exitOverride()
     .showHelpAfterError('(run "dmabuf-lab --help" for the commands and options)')
     .configureOutput({ outputError: (s, write) => write(pc.red(s)) });
 
   program
     .command('run')
-    .description('run the built-in default and print what happened in virtual time')
-    .argument('[scenario]', 'a scenario file (scenario files are not supported yet)')
-    .option('--seed <n>', 'seed of every random choice', parseSeed, 1)
-    .addOption(
-      new Option('--strategy <name>', 'thread scheduling strategy')
-        .choices(['fifo', 'random', 'pct'])
-        .default('fifo'),
+    .description('run a scenario (the built-in default without one) and print what happened in virtual time')
+    .argument('[scenario]', 'a scenario file (YAML)')
+    .option('--seed <n>', "seed of every random choice (default: the scenario's)", parseSeed)
+    .addOption(strategyOption())
+    .option('--depth <d>', 'PCT bug depth (with --strategy pct)', parseDepth)
+    .option('--trace <file>', 'write a Chrome trace-event JSON file (open it in the Perfetto UI)')
+    .option('--json', 'print the report as JSON')
+    .action(async (file: string | undefined, o: RunFlags & { trace?: string }) => {
+      const sc = load(file);
+      const a = await runAndTrace(sc, o);
+      const d = summaryData(a);
+      if (o.json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+      else process.stdout.write(renderSummary(d));
+      if (!d.ok) process.exitCode = 1;
+    });
+
+  program
+    .command('check')
+    .description('run a scenario and report only the kernel rules it breaks (exit code 1 if any)')
+    .argument('<scenario>', 'a scenario file (YAML)')
+    .option('--seed <n>', 'seed of every random choice', parseSeed)
+    .addOption(strategyOption())
+    .option('--depth <d>', 'PCT bug depth (with --strategy pct)', parseDepth)
+    .option('--json', 'print the reports as JSON')
+    .action(async (file: string, o: RunFlags) => {
+      const sc = load(file);
+      const { result: r } = await runScenario(sc, { seed: o.seed, scheduler: schedulerFrom(sc, o) });
+      if (o.json) {
+        process.stdout.write(
+          `${JSON.stringify({ scenario: r.scenario, seed: r.seed, scheduler: r.scheduler, status: r.status, reports: r.reports }, null, 2)}\n`,
+        );
+      } else if (r.status === 'skipped') {
+        process.stdout.write(pc.yellow(`${sc.file}: skipped: ${r.skipped}\n`));
+      } else if (r.reports.length === 0) {
+        process.stdout.write(`${sc.file}: ${pc.green('no rule broken')} (seed ${r.seed}, run ${r.status})\n`);
+      } else {
+        process.stdout.write(
+          `${sc.file}: ${pc.red(`${r.reports.length} rule report(s)`)} (seed ${r.seed}, run ${r.status})\n`,
+        );
+        for (const rep of r.reports) {
+          process.stdout.write(
+            `  ${pc.red(`[${rep.type}] ${rep.rule}`)} at +${formatNs(rep.time)} in ${rep.context.name}\n`,
+          );
+          for (const l of rep.message.split('\n')) process.stdout.write(`      ${l}\n`);
+        }
+      }
+      if (r.reports.length > 0) process.exitCode = 1;
+    });
+
+  program
+    .command('explore')
+    .description(
+      'run a scenario under many schedules and print the seeds that broke an expectation or a rule',
     )
-    .option('--depth <d>', 'PCT bug depth (with --strategy pct)', parseDepth, 3)
-    .option('--json', 'print the result as JSON (the whole event log included)')
-    .action(
-      async (
-        scenario: string | undefined,
-        o: { seed: number; strategy: string; depth: number; json?: boolean },
-      ) => {
-        if (scenario !== undefined) {
+    .argument('<scenario>', 'a scenario file (YAML)')
+    .requiredOption('--runs <n>', 'how many runs (seeds)', parseRuns)
+    .option('--seed <n>', 'first seed (the runs use seed, seed+1, ...)', parseSeed, 1)
+    .addOption(strategyOption('pct'))
+    .option('--depth <d>', 'PCT bug depth (with --strategy pct)', parseDepth)
+    .option('--json', 'print the findings as JSON')
+    .action(async (file: string, o: RunFlags & { runs: number }) => {
+      const sc = load(file);
+      const scheduler = schedulerFrom(sc, o)!;
+      const tty = process.stderr.isTTY === true;
+      const failing: { seed: number; reasons: string[]; replay: string }[] = [];
+      const sched = `--strategy ${scheduler.strategy}${scheduler.strategy === 'pct' && o.depth !== undefined ? ` --depth ${o.depth}` : ''}`;
+      for (let i = 0; i < o.runs; i++) {
+        const seed = o.seed! + i;
+        const { result: r } = await runScenario(sc, { seed, scheduler });
+        if (r.status === 'skipped')
+          throw new CliError(`${sc.file} is skipped on this machine: ${r.skipped}`, 1);
+        if (!r.ok) {
+          const reasons = r.expectations.filter((e) => !e.ok).map((e) => `${e.text}: ${e.detail}`);
+          const replay = `dmabuf-lab run ${sc.file} --seed ${seed} ${sched}`;
+          failing.push({ seed, reasons, replay });
+          if (!o.json) {
+            if (tty) process.stderr.write('\r\x1b[K');
+            process.stdout.write(
+              `${pc.red(`seed ${seed}`)}: ${reasons[0]}${reasons.length > 1 ? ` (+${reasons.length - 1} more)` : ''}\n`,
+            );
+            process.stdout.write(pc.dim(`  replay: ${replay}\n`));
+          }
+        }
+        if (tty && !o.json)
+          process.stderr.write(`\rexplore: ${i + 1}/${o.runs} runs, ${failing.length} failing`);
+      }
+      if (tty && !o.json) process.stderr.write('\r\x1b[K');
+      if (o.json) {
+        process.stdout.write(
+          `${JSON.stringify({ scenario: sc.name, file: sc.file, scheduler, runs: o.runs, firstSeed: o.seed, failing }, null, 2)}\n`,
+        );
+      } else {
+        const s = `${o.runs} run(s) under ${scheduler.strategy}${scheduler.strategy === 'pct' ? ` (depth ${scheduler.depth ?? 3})` : ''}, seeds ${o.seed}..${o.seed! + o.runs - 1}: `;
+        process.stdout.write(
+          failing.length === 0
+            ? `${s}${pc.green('no failing seed')}\n`
+            : `${s}${pc.red(`${failing.length} failing seed(s)`)}\n`,
+        );
+      }
+      if (failing.length > 0) process.exitCode = 1;
+    });
+
+  program
+    .command('topo')
+    .description('p2pdma map type, distance and predicted 1 GiB bandwidth between every pair of devices')
+    .argument(
+      '[topology]',
+      `a preset (${PRESET_NAMES.join(', ')}), a topology file or a scenario file`,
+      'workstation',
+    )
+    .option('--json', 'print the matrix as JSON')
+    .action((arg: string, o: { json?: boolean }) => {
+      let topo: ReturnType<typeof topologyPreset>;
+      if ((PRESET_NAMES as readonly string[]).includes(arg)) {
+        topo = topologyPreset(arg as PresetName);
+      } else {
+        if (!existsSync(arg)) {
+          throw new CliError(`"${arg}" is neither a preset (${PRESET_NAMES.join(', ')}) nor a file`);
+        }
+        let text: string;
+        try {
+          text = readFileSync(arg, 'utf8');
+        } catch (e) {
+          throw new CliError(`cannot read "${arg}": ${(e as Error).message}`);
+        }
+        const r = loadTopologyText(text, arg);
+        if (!r.ok) throw new ScenarioFileError(r.issues);
+        if (r.topology === null) {
           throw new CliError(
-            `cannot run "${scenario}": scenario files are not supported yet. Run "dmabuf-lab run" without a file for the built-in default.`,
+            `scenario "${r.scenario}" in ${arg} names no topology (it runs on the default machine)`,
           );
         }
-        const scheduler: SchedulerOptions =
-          o.strategy === 'pct'
-            ? { strategy: 'pct', depth: o.depth }
-            : { strategy: o.strategy as 'fifo' | 'random' };
-        const r = await runFenceDemo({ seed: o.seed, scheduler });
-        if (o.json) {
-          process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-        } else {
-          printDemo(r, o.strategy);
+        topo = r.topology;
+      }
+      const m = topoMatrix(topo);
+      process.stdout.write(o.json ? `${JSON.stringify(m, null, 2)}\n` : renderTopoMatrix(m));
+    });
+
+  program
+    .command('validate')
+    .description('check a scenario file without running it')
+    .argument('<scenario>', 'a scenario file (YAML)')
+    .action((file: string) => {
+      const sc = load(file);
+      let steps = 0;
+      const count = (list: CompiledScenario['processes'][number]['steps']) => {
+        for (const s of list) {
+          steps++;
+          for (const b of s.branches ?? []) count(b.steps);
         }
-        if (r.run.status !== 'completed' || r.reports.length > 0 || r.exitCode !== 0) process.exitCode = 1;
-      },
-    );
+      };
+      for (const p of sc.processes) count(p.steps);
+      process.stdout.write(
+        `${sc.file}: ${pc.green('ok')}: scenario "${sc.name}", ${sc.processes.length} process(es), ${steps} step(s), ${sc.expect.length} expectation(s)\n`,
+      );
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of scenario files (what schema/scenario.schema.json holds)')
+    .action(() => {
+      process.stdout.write(scenarioJsonSchemaText());
+    });
+
   return program;
 }
 
@@ -135,6 +327,12 @@ export async function main(argv: string[]): Promise<void> {
     if (e instanceof CommanderError) {
       // Commander has printed its message already; help and version are not errors.
       process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (e instanceof ScenarioFileError) {
+      for (const i of e.issues) process.stderr.write(`${formatIssue(i)}\n`);
+      process.stderr.write(`${pc.red('error:')} ${e.message}\n`);
+      process.exitCode = e.exitCode;
       return;
     }
     if (e instanceof CliError) {
