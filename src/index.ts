@@ -73,6 +73,7 @@ export {
   type ProgramMain,
   registerInitcall,
 } from './machine.ts';
+export * as scenario from './scenario/index.ts';
 export * as sim from './sim/index.ts';
 export type { Report, ReportContext, ReportObject, ReportType } from './sim/report.ts';
 export * from './uapi/constants.ts';
