@@ -25,6 +25,7 @@ import {
   syncMergeData,
 } from '../../src/index.ts';
 import { errnoName } from '../../src/kernel/errno.ts';
+import { readWholeFile } from '../../src/uapi/read-file.ts';
 
 /**
  * Path of the oracle's captured probe output: a copy of oracle/outputs/dmabuf_probe.txt
@@ -100,22 +101,8 @@ export function pollstr(ev: number): string {
 }
 
 /** Reads a whole file the way dump_file() does (8 KiB reads until 0). */
-export async function readWhole(sys: Sys, path: string): Promise<string | number> {
-  const fd = await sys.open(path, 0);
-  if (fd < 0) return fd;
-  const buf = sys.alloc(8192);
-  let text = '';
-  for (;;) {
-    const n = await sys.read(fd, buf, 8192);
-    if (n < 0) {
-      await sys.close(fd);
-      return n;
-    }
-    if (n === 0) break;
-    for (const b of sys.peek(buf, n)) text += String.fromCharCode(b);
-  }
-  await sys.close(fd);
-  return text;
+export function readWhole(sys: Sys, path: string): Promise<string | number> {
+  return readWholeFile(sys, path, 8192);
 }
 
 /** dump_file(). */

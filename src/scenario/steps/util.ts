@@ -3,27 +3,10 @@
  * vocabulary (`read`, `write`, `rw`), and the argument schemas that name bound values.
  */
 import { z } from 'zod';
-import type { Sys } from '../../uapi/sys.ts';
 import { identifier } from '../step-kind.ts';
 
 /** Reads the whole file at `path` with 4 KiB reads; the text, or -errno. */
-export async function readWholeFile(sys: Sys, path: string): Promise<string | number> {
-  const fd = await sys.open(path, 0);
-  if (fd < 0) return fd;
-  const buf = sys.alloc(4096);
-  let text = '';
-  for (;;) {
-    const n = await sys.read(fd, buf, 4096);
-    if (n < 0) {
-      await sys.close(fd);
-      return n;
-    }
-    if (n === 0) break;
-    for (const b of sys.peek(buf, n)) text += String.fromCharCode(b);
-  }
-  await sys.close(fd);
-  return text;
-}
+export { readWholeFile } from '../../uapi/read-file.ts';
 
 /** A name of a bound fd. */
 export const fdName = identifier.meta({
