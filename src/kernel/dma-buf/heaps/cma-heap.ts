@@ -1,20 +1,3 @@
-/**
- * The CMA heap: dma-bufs of physically contiguous memory from the kernel's default CMA
- * area (drivers/dma-buf/heaps/cma_heap.c, Linux 6.12). The heap is named after the area,
- * `reserved`, so its device is /dev/dma_heap/reserved, and so is its exporter name.
- *
- * A buffer is one cma_alloc of the page-aligned length, aligned to its size order capped
- * at CONFIG_CMA_ALIGNMENT, zero-filled by the heap; when the area has no such run the
- * allocation fails with -ENOMEM (the oracle's 64 MiB area takes one 64 MiB buffer, not
- * 128 MiB). Static exporter:
- * - attach builds an sg_table from the pages (contiguous pages merge into one entry);
- *   map DMA-maps it for the attached device (any failure: -ENOMEM);
- * - begin/end_cpu_access sync the mapped attachments;
- * - mmap needs a shared mapping (-EINVAL otherwise) and inserts pages on fault (SIGBUS
- *   beyond the buffer);
- * - vmap is counted; release WARNs if a vmap is left, then gives the pages back.
- */
-import type { Device } from '../../device.ts';
 import { type ErrPtr, errPtr, isErr } from '../../err.ts';
 import { errno } from '../../errno.ts';
 import { iosysMapClear, iosysMapSetVaddr } from '../../iosys-map.ts';
@@ -27,17 +10,20 @@ import {
   cmaRelease,
   dmaContiguousDefaultArea,
 } from '../../mm/cma.ts';
-import {
-  dmaMapSgtable,
-  dmaSyncSgtableForCpu,
-  dmaSyncSgtableForDevice,
-  dmaUnmapSgtable,
-} from '../../mm/dma-mapping.ts';
 import { VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_MAYSHARE, VM_PFNMAP, VM_SHARED } from '../../mm/mmap.ts';
 import { PAGE_SIZE } from '../../mm/page.ts';
-import { SgTable, sgAllocTableFromPages, sgFreeTable } from '../../mm/scatterlist.ts';
+import { sgAllocTableFromPages } from '../../mm/scatterlist.ts';
 import { type DmaBuf, type DmaBufOps, dmaBufExport } from '../dma-buf.ts';
 import { type DmaHeap, dmaHeapAdd, dmaHeapGetDrvdata, dmaHeapGetName } from '../dma-heap.ts';
+import {
+  HeapAttachment,
+  heapAttachAdd,
+  heapBeginCpuAccess,
+  heapDetach,
+  heapEndCpuAccess,
+  heapMapDmaBuf,
+  heapUnmapDmaBuf,
+} from './heap-attachment.ts';
 
 /** A CMA heap (struct cma_heap). */
 export class CmaHeap {
@@ -54,7 +40,7 @@ export class CmaHeap {
 /** A CMA heap buffer (struct cma_heap_buffer). */
 export class CmaHeapBuffer {
   /** Attachments (newest first). */
-  readonly attachments: CmaHeapAttachment[] = [];
+  readonly attachments: HeapAttachment[] = [];
   /** Number of kernel vmaps. */
   vmapCnt = 0;
   /** The kernel mapping while vmapped. */
@@ -76,20 +62,6 @@ export class CmaHeapBuffer {
   }
 }
 
-/** Per-attachment state (struct dma_heap_attachment). */
-export class CmaHeapAttachment {
-  /** The attachment's table. */
-  readonly table = new SgTable();
-  /** The table is DMA-mapped now. */
-  mapped = false;
-
-  /** Created by attach. */
-  constructor(
-    /** The attached device. */
-    readonly dev: Device,
-  ) {}
-}
-
 function bufferOf(dmabuf: DmaBuf): CmaHeapBuffer {
   return dmabuf.priv as CmaHeapBuffer;
 }
@@ -97,45 +69,20 @@ function bufferOf(dmabuf: DmaBuf): CmaHeapBuffer {
 const cmaHeapBufOps: DmaBufOps = {
   attach(dmabuf, attachment): number {
     const buffer = bufferOf(dmabuf);
-    const a = new CmaHeapAttachment(attachment.dev);
+    const a = new HeapAttachment(attachment.dev);
     const pages = buffer.alloc.pages;
     const ret = sgAllocTableFromPages(a.table, pages, pages.length, 0, pages.length * PAGE_SIZE);
     if (ret) return ret;
-    attachment.priv = a;
-    buffer.attachments.unshift(a);
+    heapAttachAdd(buffer, attachment, a);
     return 0;
   },
 
-  detach(dmabuf, attachment): void {
-    const buffer = bufferOf(dmabuf);
-    const a = attachment.priv as CmaHeapAttachment;
-    const i = buffer.attachments.indexOf(a);
-    if (i >= 0) buffer.attachments.splice(i, 1);
-    sgFreeTable(a.table);
-  },
-
-  mapDmaBuf(attachment, dir): SgTable | ErrPtr {
-    const a = attachment.priv as CmaHeapAttachment;
-    if (dmaMapSgtable(attachment.dev, a.table, dir, 0)) return errPtr(-errno.ENOMEM);
-    a.mapped = true;
-    return a.table;
-  },
-
-  unmapDmaBuf(attachment, table, dir): void {
-    const a = attachment.priv as CmaHeapAttachment;
-    a.mapped = false;
-    dmaUnmapSgtable(attachment.dev, table, dir, 0);
-  },
-
-  beginCpuAccess(dmabuf, dir): number {
-    for (const a of bufferOf(dmabuf).attachments) if (a.mapped) dmaSyncSgtableForCpu(a.dev, a.table, dir);
-    return 0;
-  },
-
-  endCpuAccess(dmabuf, dir): number {
-    for (const a of bufferOf(dmabuf).attachments) if (a.mapped) dmaSyncSgtableForDevice(a.dev, a.table, dir);
-    return 0;
-  },
+  detach: (dmabuf, attachment) => heapDetach(bufferOf(dmabuf), attachment),
+  // cma_heap_map_dma_buf() reports any mapping failure as -ENOMEM.
+  mapDmaBuf: (attachment, dir) => heapMapDmaBuf(attachment, dir, () => -errno.ENOMEM),
+  unmapDmaBuf: heapUnmapDmaBuf,
+  beginCpuAccess: (dmabuf, dir) => heapBeginCpuAccess(bufferOf(dmabuf), dir),
+  endCpuAccess: (dmabuf, dir) => heapEndCpuAccess(bufferOf(dmabuf), dir),
 
   mmap(dmabuf, vma): number {
     const buffer = bufferOf(dmabuf);

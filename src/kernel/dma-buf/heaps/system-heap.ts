@@ -21,17 +21,10 @@
  * none of the sections it protects can sleep.
  */
 
-import type { Device } from '../../device.ts';
 import { type ErrPtr, errPtr, isErr } from '../../err.ts';
 import { errno } from '../../errno.ts';
 import { iosysMapClear, iosysMapSetVaddr } from '../../iosys-map.ts';
 import { currentKernel, type Kernel } from '../../kernel.ts';
-import {
-  dmaMapSgtable,
-  dmaSyncSgtableForCpu,
-  dmaSyncSgtableForDevice,
-  dmaUnmapSgtable,
-} from '../../mm/dma-mapping.ts';
 import { VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_MAYWRITE, VM_PFNMAP, VM_SHARED } from '../../mm/mmap.ts';
 import { allocPages, PAGE_SIZE, type Page } from '../../mm/page.ts';
 import {
@@ -45,6 +38,15 @@ import {
 import { current } from '../../sched.ts';
 import { type DmaBuf, type DmaBufAttachment, type DmaBufOps, dmaBufExport } from '../dma-buf.ts';
 import { type DmaHeap, dmaHeapAdd, dmaHeapGetName } from '../dma-heap.ts';
+import {
+  HeapAttachment,
+  heapAttachAdd,
+  heapBeginCpuAccess,
+  heapDetach,
+  heapEndCpuAccess,
+  heapMapDmaBuf,
+  heapUnmapDmaBuf,
+} from './heap-attachment.ts';
 
 /** The page orders chunks are allocated from, largest first. */
 export const SYSTEM_HEAP_ORDERS = [8, 4, 0] as const;
@@ -55,7 +57,7 @@ export const SYSTEM_HEAP_MEMORY = 3 * 1024 * 1024 * 1024;
 /** A system heap buffer (struct system_heap_buffer). */
 export class SystemHeapBuffer {
   /** Attachments of the buffer (newest first). */
-  readonly attachments: SystemHeapAttachment[] = [];
+  readonly attachments: HeapAttachment[] = [];
   /** The buffer's own table: one entry per chunk. */
   readonly sgTable = new SgTable();
   /** Number of kernel vmaps. */
@@ -69,20 +71,6 @@ export class SystemHeapBuffer {
     readonly heap: DmaHeap,
     /** Length in bytes. */
     readonly len: number,
-  ) {}
-}
-
-/** Per-attachment state (struct dma_heap_attachment). */
-export class SystemHeapAttachment {
-  /** The attachment's own copy of the table. */
-  readonly table = new SgTable();
-  /** The table is DMA-mapped now. */
-  mapped = false;
-
-  /** Created by attach. */
-  constructor(
-    /** The attached device. */
-    readonly dev: Device,
   ) {}
 }
 
@@ -110,44 +98,17 @@ function bufferOf(dmabuf: DmaBuf): SystemHeapBuffer {
 const systemHeapBufOps: DmaBufOps = {
   attach(dmabuf: DmaBuf, attachment: DmaBufAttachment): number {
     const buffer = bufferOf(dmabuf);
-    const a = new SystemHeapAttachment(attachment.dev);
+    const a = new HeapAttachment(attachment.dev);
     if (dupSgTable(buffer.sgTable, a.table)) return -errno.ENOMEM;
-    attachment.priv = a;
-    buffer.attachments.unshift(a);
+    heapAttachAdd(buffer, attachment, a);
     return 0;
   },
 
-  detach(dmabuf: DmaBuf, attachment: DmaBufAttachment): void {
-    const buffer = bufferOf(dmabuf);
-    const a = attachment.priv as SystemHeapAttachment;
-    const i = buffer.attachments.indexOf(a);
-    if (i >= 0) buffer.attachments.splice(i, 1);
-    sgFreeTable(a.table);
-  },
-
-  mapDmaBuf(attachment, dir): SgTable | ErrPtr {
-    const a = attachment.priv as SystemHeapAttachment;
-    const ret = dmaMapSgtable(attachment.dev, a.table, dir, 0);
-    if (ret) return errPtr(ret);
-    a.mapped = true;
-    return a.table;
-  },
-
-  unmapDmaBuf(attachment, table, dir): void {
-    const a = attachment.priv as SystemHeapAttachment;
-    a.mapped = false;
-    dmaUnmapSgtable(attachment.dev, table, dir, 0);
-  },
-
-  beginCpuAccess(dmabuf, dir): number {
-    for (const a of bufferOf(dmabuf).attachments) if (a.mapped) dmaSyncSgtableForCpu(a.dev, a.table, dir);
-    return 0;
-  },
-
-  endCpuAccess(dmabuf, dir): number {
-    for (const a of bufferOf(dmabuf).attachments) if (a.mapped) dmaSyncSgtableForDevice(a.dev, a.table, dir);
-    return 0;
-  },
+  detach: (dmabuf, attachment) => heapDetach(bufferOf(dmabuf), attachment),
+  mapDmaBuf: (attachment, dir) => heapMapDmaBuf(attachment, dir),
+  unmapDmaBuf: heapUnmapDmaBuf,
+  beginCpuAccess: (dmabuf, dir) => heapBeginCpuAccess(bufferOf(dmabuf), dir),
+  endCpuAccess: (dmabuf, dir) => heapEndCpuAccess(bufferOf(dmabuf), dir),
 
   mmap(dmabuf, vma): number {
     const buffer = bufferOf(dmabuf);
