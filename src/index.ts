@@ -6,6 +6,10 @@
  * (`DmaFence`, `dmaFenceContextAlloc`, ...); the engine is under `sim`.
  */
 
+// The habanalabs-like accelerator (kernel side; the uapi wrapper `HlDevice` is flat below)
+// and the NIC-like peer-to-peer test importer.
+export * as habanalabs from './drivers/accel/habanalabs/index.ts';
+export * as p2pTestNic from './drivers/net/p2p-test-nic.ts';
 // Kernel-internal API for drivers: files, the VFS, fds, user memory, poll, sync_file.
 export { anonInodeGetfile } from './kernel/anon-inodes.ts';
 export { Device, type DeviceInfo, type DmaMapOps, dmaBitMask } from './kernel/device.ts';
@@ -51,6 +55,8 @@ export * from './kernel/locking/spinlock.ts';
 export * from './kernel/locking/ww-mutex.ts';
 export * from './kernel/mm/dma-mapping.ts';
 export * from './kernel/mm/gfp.ts';
+export * from './kernel/mm/iomem.ts';
+export * from './kernel/mm/iommu.ts';
 export { MmStruct, VmAreaStruct, type VmFault, type VmOperations } from './kernel/mm/mmap.ts';
 export { allocPages, Page } from './kernel/mm/page.ts';
 export * from './kernel/mm/scatterlist.ts';
@@ -79,7 +85,9 @@ export type { Report, ReportContext, ReportObject, ReportType } from './sim/repo
 export * from './uapi/constants.ts';
 export * from './uapi/dma-buf.ts';
 export * from './uapi/dma-heap.ts';
+export * from './uapi/drm.ts';
 export * from './uapi/errno-error.ts';
+export * from './uapi/habanalabs.ts';
 export * from './uapi/ioctl.ts';
 export * from './uapi/structs.ts';
 export { type Arg, ProcessExit, REALTIME_EPOCH_NS, SegmentationFault, Sys } from './uapi/sys.ts';

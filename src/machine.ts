@@ -11,8 +11,12 @@
  * ```
  *
  * Booting registers the built-in devices (/dev/null, /dev/zero, /proc, the sync debugfs
- * files with sw_sync) and lets `bootTime` of virtual time pass, so a program never sees
- * CLOCK_MONOTONIC at 0 (as on a real machine, where the clock counts from boot).
+ * files with sw_sync), enumerates the PCIe topology (`topology`, default the
+ * `workstation` preset) and binds its functions to the PCI drivers (the habanalabs-like
+ * accelerators appear as /dev/accel/accel<N>), and lets `bootTime` of virtual time pass,
+ * so a program never sees CLOCK_MONOTONIC at 0 (as on a real machine, where the clock
+ * counts from boot). DMA between devices and memory takes its time from the topology's
+ * transfer model (`machine.transfers`).
  *
  * A process is a simulated thread group: its main thread runs the function given to
  * `spawn` with a `Sys`; `sys.spawnThread` adds threads sharing its fd table and address
@@ -26,7 +30,9 @@
  * When every process has exited, leak checks run and report anything still alive.
  */
 
+import { habanalabsInit } from './drivers/accel/habanalabs/habanalabs-drv.ts';
 import { memDevicesInit, nullFops } from './drivers/char/mem.ts';
+import { vgemInit } from './drivers/gpu/vgem/vgem-drv.ts';
 import { consoleInit, openConsole } from './drivers/tty/console.ts';
 import { unixGc } from './kernel/af-unix.ts';
 import { dmaBufInit } from './kernel/dma-buf/dma-buf.ts';
@@ -40,6 +46,11 @@ import { File } from './kernel/file.ts';
 import { Kernel } from './kernel/kernel.ts';
 import { runLeakChecks } from './kernel/leak-check.ts';
 import { MmStruct, mapAnonymous } from './kernel/mm/mmap.ts';
+import { FlowNetwork } from './kernel/pci/flow.ts';
+import { pciBusAttach } from './kernel/pci/pci-driver.ts';
+import { buildTopology, Topology, type TopologySpec } from './kernel/pci/topology.ts';
+import { type PresetName, topologyPreset } from './kernel/pci/topology-presets.ts';
+import { TransferModel } from './kernel/pci/transfer.ts';
 import { procFdInit } from './kernel/proc-fd.ts';
 import { attachTask, TaskStruct, threadGroups } from './kernel/sched.ts';
 import { lookupPath } from './kernel/vfs.ts';
@@ -62,6 +73,16 @@ export interface MachineOptions {
   log?: boolean;
   /** Virtual time that passes while booting, ns (default 1 s). */
   bootTime?: number;
+  /**
+   * The PCIe topology: a preset name, a spec, or a built topology (default
+   * `workstation`: one Gaudi2-like accelerator and one NIC that reaches it peer-to-peer).
+   * Its functions are bound to the registered PCI drivers at boot.
+   */
+  topology?: PresetName | TopologySpec | Topology;
+  /** An engine to share with other machines (a fabric Cluster); default: a new one. */
+  engine?: Engine;
+  /** A flow network to share with other machines (transfers then also share network links); default: a new one on the engine. */
+  flowNetwork?: FlowNetwork;
 }
 
 /** A program's main function: gets the syscall ABI, returns its exit code. */
@@ -80,6 +101,9 @@ const builtinInitcalls: Initcall[] = [
   systemHeapCreate,
   addDefaultCmaHeap,
   udmabufDevInit,
+  vgemInit,
+  // PCI drivers (module_init): they bind when the bus is probed after the initcalls.
+  habanalabsInit,
 ];
 
 /** Adds an initcall every Machine runs at boot, after the built-in ones (drivers register themselves here). */
@@ -201,11 +225,18 @@ export class Machine {
   readonly kernel: Kernel;
   /** Every process spawned, in order. */
   readonly processes: Process[] = [];
+  /** The PCIe topology (enumerated). */
+  readonly topology: Topology;
+  /** DMA transfers in virtual time on the topology. */
+  readonly transfers: TransferModel;
   private nextPid = 100;
 
   private constructor(opts: MachineOptions) {
-    this.engine = new Engine({ seed: opts.seed, scheduler: opts.scheduler, log: opts.log });
+    this.engine = opts.engine ?? new Engine({ seed: opts.seed, scheduler: opts.scheduler, log: opts.log });
     this.kernel = new Kernel(this.engine, { name: opts.name, hz: opts.hz });
+    const t = opts.topology ?? 'workstation';
+    this.topology = t instanceof Topology ? t : typeof t === 'string' ? topologyPreset(t) : buildTopology(t);
+    this.transfers = new TransferModel(this.topology, opts.flowNetwork ?? new FlowNetwork(this.engine));
   }
 
   /** Boots a machine: registers the built-in devices and lets `bootTime` pass. */
@@ -213,6 +244,7 @@ export class Machine {
     const m = new Machine(opts);
     m.kernel.enter();
     for (const init of builtinInitcalls) init();
+    pciBusAttach(m.topology, m.transfers, m.kernel);
     const boot = opts.bootTime ?? 1_000_000_000;
     if (boot > 0) {
       m.engine.at(m.engine.now + boot, () => {});

@@ -4,7 +4,10 @@
  * read-only, straddling a hole), lengths and garbage structs — on every file type of
  * this layer (sw_sync timelines, sync_files, memfds, sockets, /dev/null, /dev/zero,
  * /proc fdinfo, sync/info, DMA-BUF heaps and the dma-bufs they allocate, udmabuf,
- * dma_buf/bufinfo). The property drives at least 20,000 calls per test run. The properties:
+ * dma_buf/bufinfo, the vgem DRM nodes with their GEM, PRIME, syncobj and vgem-fence
+ * ioctls). The syncobj ioctls taking a handle array (WAIT, RESET, SIGNAL, QUERY, ...) are
+ * left to the random requests: with a garbage count they make the kernel's kmalloc WARN,
+ * as Linux does. The property drives at least 20,000 calls per test run. The properties:
  * - no exception escapes a syscall, and every result is >= 0 or a valid -errno;
  * - after the process has exited nothing is left alive (no leak report, no live file)
  *   and the kernel reported nothing (no WARN, BUG, lockdep or leak).
@@ -67,6 +70,25 @@ import {
   UDMABUF_CREATE_LIST,
 } from '../src/index.ts';
 import { isErrno } from '../src/kernel/errno.ts';
+import {
+  DRM_IOCTL_GEM_CLOSE,
+  DRM_IOCTL_GET_CAP,
+  DRM_IOCTL_MODE_CREATE_DUMB,
+  DRM_IOCTL_MODE_MAP_DUMB,
+  DRM_IOCTL_PRIME_FD_TO_HANDLE,
+  DRM_IOCTL_PRIME_HANDLE_TO_FD,
+  DRM_IOCTL_SYNCOBJ_CREATE,
+  DRM_IOCTL_SYNCOBJ_DESTROY,
+  DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE,
+  DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD,
+  DRM_IOCTL_SYNCOBJ_TRANSFER,
+  DRM_IOCTL_VERSION,
+  DRM_IOCTL_VGEM_FENCE_ATTACH,
+  DRM_IOCTL_VGEM_FENCE_SIGNAL,
+  drmModeCreateDumb,
+  drmPrimeHandle,
+  drmSyncobjCreate,
+} from '../src/uapi/drm.ts';
 
 const PATHS = [
   '/sys/kernel/debug/sync/sw_sync',
@@ -76,6 +98,8 @@ const PATHS = [
   '/dev/dma_heap/system',
   '/dev/dma_heap/reserved',
   '/dev/udmabuf',
+  '/dev/dri/card0',
+  '/dev/dri/renderD128',
   '/dev/null',
   '/dev/zero',
   '/dev',
@@ -89,6 +113,20 @@ const PATHS = [
 ];
 
 const REQUESTS = [
+  DRM_IOCTL_VERSION,
+  DRM_IOCTL_GET_CAP,
+  DRM_IOCTL_GEM_CLOSE,
+  DRM_IOCTL_PRIME_HANDLE_TO_FD,
+  DRM_IOCTL_PRIME_FD_TO_HANDLE,
+  DRM_IOCTL_MODE_CREATE_DUMB,
+  DRM_IOCTL_MODE_MAP_DUMB,
+  DRM_IOCTL_SYNCOBJ_CREATE,
+  DRM_IOCTL_SYNCOBJ_DESTROY,
+  DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD,
+  DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE,
+  DRM_IOCTL_SYNCOBJ_TRANSFER,
+  DRM_IOCTL_VGEM_FENCE_ATTACH,
+  DRM_IOCTL_VGEM_FENCE_SIGNAL,
   DMA_BUF_IOCTL_SYNC,
   DMA_BUF_SET_NAME_A,
   DMA_BUF_SET_NAME_B,
@@ -431,6 +469,20 @@ async function runSequence(cmds: Cmd[], seed: number): Promise<void> {
       heap,
       DMA_HEAP_IOCTL_ALLOC,
       sys.allocStruct(dmaHeapAllocationData, { len: 2 * PAGE_SIZE, fd_flags: 2 }),
+    );
+    // ...vgem's primary node (10) with dumb buffer 1, syncobj 1 and a read-write export of
+    // the buffer (11).
+    const drm = await sys.open('/dev/dri/card0', 2);
+    await sys.ioctl(
+      drm,
+      DRM_IOCTL_MODE_CREATE_DUMB,
+      sys.allocStruct(drmModeCreateDumb, { width: 64, height: 64, bpp: 32 }),
+    );
+    await sys.ioctl(drm, DRM_IOCTL_SYNCOBJ_CREATE, sys.allocStruct(drmSyncobjCreate, {}));
+    await sys.ioctl(
+      drm,
+      DRM_IOCTL_PRIME_HANDLE_TO_FD,
+      sys.allocStruct(drmPrimeHandle, { handle: 1, flags: 2 }),
     );
     const areas = { scratch: base, ro };
     for (const c of cmds) {

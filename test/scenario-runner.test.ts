@@ -212,14 +212,14 @@ processes:
 
   test('a scenario that requires a device the machine lacks is skipped', async () => {
     const r = await run(`name: t
-requires: [/dev/accel/accel0]
+requires: [/dev/accel/accel1]
 processes:
   - name: app
     steps:
       - sleep: 1ms
 `);
     expect(r.status).toBe('skipped');
-    expect(r.skipped).toBe('this machine has no /dev/accel/accel0');
+    expect(r.skipped).toBe('this machine has no /dev/accel/accel1');
     expect(r.steps).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@
 export * from './flow.ts';
 export * from './p2pdma.ts';
 export * from './pci.ts';
+export * from './pci-driver.ts';
 export * from './topology.ts';
 export * from './topology-presets.ts';
 export * from './transfer.ts';
