@@ -69,7 +69,7 @@ export function renderSummary(d: SummaryData, c: Colors = pc): string {
     for (const l of wrap(d.scenario.description.trim(), 92)) w(`  ${l}`);
   }
   const machine = d.topology
-    ? `topology ${d.topology.name} (${d.topology.devices.map((x) => `${x.id} ${x.kind} ${x.bdf}`).join(', ')}; not yet wired into the machine)`
+    ? `topology ${d.topology.name} (${d.topology.devices.map((x) => `${x.id} ${x.kind} ${x.bdf}`).join(', ')})`
     : 'default machine';
   w(`seed ${d.seed}, scheduler ${schedulerText(d)}, ${machine}`);
   if (d.status === 'skipped') {

@@ -20,6 +20,7 @@
 import { SOCK_SEQPACKET } from '../kernel/af-unix.ts';
 import { errno, errnoName } from '../kernel/errno.ts';
 import { F_SETFD, FD_CLOEXEC } from '../kernel/fcntl.ts';
+import { buildTopology } from '../kernel/pci/topology.ts';
 import { AF_UNIX, SOCK_CLOEXEC } from '../kernel/socket.ts';
 import { lookupPath } from '../kernel/vfs.ts';
 import { Machine, type Process } from '../machine.ts';
@@ -149,7 +150,7 @@ export interface ScenarioResult {
   seed: number;
   /** Scheduler used. */
   scheduler: SchedulerOptions;
-  /** The topology the scenario names (not yet wired into the machine), or null. */
+  /** The topology the scenario names (the machine's PCIe tree), or null for the default machine. */
   topology: { name: string; devices: { id: string; bdf: string; kind: string }[] } | null;
   /** How the run ended, or `skipped` when the machine lacks a device the scenario requires. */
   status: RunStatus | 'skipped';
@@ -235,7 +236,9 @@ class ScenarioRun {
 
   async run(): Promise<RunArtifacts> {
     const sc = this.sc;
-    const m = await Machine.create({ seed: this.seed, scheduler: this.scheduler });
+    // Each run enumerates its own copy of the topology: a machine binds drivers to it.
+    const topology = sc.topology === null ? undefined : buildTopology(sc.topology.spec);
+    const m = await Machine.create({ seed: this.seed, scheduler: this.scheduler, topology });
     this.machine = m;
     this.t0 = m.engine.now;
     m.kernel.enter();
