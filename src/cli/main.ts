@@ -5,7 +5,10 @@
  * - `run [scenario]`: runs a scenario file (the built-in default without one) and
  *   prints what each process did, the timeline in virtual time, the rule reports and
  *   the expectations; `--json` prints the same as data, `--trace out.json` writes a
- *   Chrome trace-event file for the Perfetto UI.
+ *   Chrome trace-event file for the Perfetto UI, `--html out.html` the visualiser as one
+ *   self-contained page, `--view-json out.json` the data it shows.
+ * - `view [scenario | run.json | page.html]`: serves the visualiser on 127.0.0.1 (a free
+ *   port unless `--port`), running the scenario first when given one.
  * - `check <scenario>`: runs it and reports only the rules broken.
  * - `explore <scenario> --runs N`: runs it under N schedules (seeds) and prints the
  *   seeds that broke an expectation or a rule, each replayable with `run --seed`.
@@ -24,8 +27,10 @@ import pc from 'picocolors';
 import { PRESET_NAMES, type PresetName, topologyPreset } from '../kernel/pci/topology-presets.ts';
 import { buildChromeTrace, chromeTraceJson } from '../report/chrome-trace.ts';
 import { formatNs } from '../report/format.ts';
+import { renderHtml } from '../report/html.ts';
 import { renderSummary, summaryData } from '../report/summary.ts';
 import { renderTopoMatrix, topoMatrix } from '../report/topo-matrix.ts';
+import { buildViewData, type ViewData } from '../report/view-data.ts';
 import { DEFAULT_SCENARIO } from '../scenario/builtin.ts';
 import {
   type CompiledScenario,
@@ -37,6 +42,7 @@ import {
 import { type RunArtifacts, runScenario } from '../scenario/runner.ts';
 import { scenarioJsonSchemaText } from '../scenario/schema.ts';
 import type { SchedulerOptions } from '../sim/scheduler.ts';
+import { serveView } from './view.ts';
 
 /** An error meant for the person at the terminal, with the exit code to leave with. */
 export class CliError extends Error {
@@ -78,6 +84,13 @@ function parseRuns(v: string): number {
   return Number(v);
 }
 
+function parsePort(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 65535) {
+    throw new InvalidArgumentError('the port is a whole number from 0 (any free port) to 65535.');
+  }
+  return Number(v);
+}
+
 /** Options shared by the commands that run a scenario. */
 interface RunFlags {
   seed?: number;
@@ -114,8 +127,49 @@ function load(file: string | undefined): CompiledScenario {
   return r.scenario;
 }
 
-function runAndTrace(sc: CompiledScenario, o: RunFlags & { trace?: string }): Promise<RunArtifacts> {
-  return runScenario(sc, { seed: o.seed, scheduler: schedulerFrom(sc, o) }).then((a) => {
+/** A run saved by `run --view-json`. */
+function parseViewData(text: string, file: string): ViewData {
+  let d: unknown;
+  try {
+    d = JSON.parse(text);
+  } catch (e) {
+    throw new CliError(`${file} is not JSON: ${(e as Error).message}`);
+  }
+  const v = d as Partial<ViewData> | null;
+  if (v?.version !== 1 || !Array.isArray(v.rows) || !Array.isArray(v.slices) || !Array.isArray(v.buffers)) {
+    throw new CliError(`${file} is not a run saved by "dmabuf-lab run --view-json" (version 1)`);
+  }
+  return v as ViewData;
+}
+
+/** The visualiser's page of a run (one self-contained HTML file). */
+export function viewHtml(a: RunArtifacts, sc: CompiledScenario): Promise<string> {
+  return renderHtml(buildViewData(a, sc.topology), buildChromeTrace(a));
+}
+
+function runAndTrace(
+  sc: CompiledScenario,
+  o: RunFlags & { trace?: string; html?: string; viewJson?: string },
+): Promise<RunArtifacts> {
+  return runScenario(sc, { seed: o.seed, scheduler: schedulerFrom(sc, o) }).then(async (a) => {
+    if (o.viewJson !== undefined) {
+      try {
+        writeFileSync(o.viewJson, `${JSON.stringify(buildViewData(a, sc.topology))}\n`);
+      } catch (e) {
+        throw new CliError(`cannot write the run's view data to "${o.viewJson}": ${(e as Error).message}`);
+      }
+    }
+    if (o.html !== undefined) {
+      const html = await viewHtml(a, sc);
+      try {
+        writeFileSync(o.html, html);
+      } catch (e) {
+        throw new CliError(`cannot write the visualiser to "${o.html}": ${(e as Error).message}`);
+      }
+      process.stderr.write(
+        `html: the visualiser written to ${o.html}; open it in a browser (no server needed)\n`,
+      );
+    }
     if (o.trace !== undefined) {
       const trace = buildChromeTrace(a);
       try {
@@ -157,14 +211,58 @@ export function buildProgram(): Command {
     .addOption(strategyOption())
     .option('--depth <d>', 'PCT bug depth (with --strategy pct)', parseDepth)
     .option('--trace <file>', 'write a Chrome trace-event JSON file (open it in the Perfetto UI)')
+    .option('--html <file>', 'write the visualiser as one self-contained HTML file (opens from disk)')
+    .option('--view-json <file>', 'write the data the visualiser shows (for "dmabuf-lab view <file>")')
     .option('--json', 'print the report as JSON')
-    .action(async (file: string | undefined, o: RunFlags & { trace?: string }) => {
-      const sc = load(file);
-      const a = await runAndTrace(sc, o);
-      const d = summaryData(a);
-      if (o.json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
-      else process.stdout.write(renderSummary(d));
-      if (!d.ok) process.exitCode = 1;
+    .action(
+      async (
+        file: string | undefined,
+        o: RunFlags & { trace?: string; html?: string; viewJson?: string },
+      ) => {
+        const sc = load(file);
+        const a = await runAndTrace(sc, o);
+        const d = summaryData(a);
+        if (o.json) process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
+        else process.stdout.write(renderSummary(d));
+        if (!d.ok) process.exitCode = 1;
+      },
+    );
+
+  program
+    .command('view')
+    .description(
+      'serve the visualiser of a run on 127.0.0.1 (runs the scenario first; the default scenario without one)',
+    )
+    .argument(
+      '[run]',
+      'a scenario file (YAML), a run saved by "run --view-json" or a page saved by "run --html"',
+    )
+    .option('--seed <n>', "seed of every random choice (default: the scenario's)", parseSeed)
+    .addOption(strategyOption())
+    .option('--depth <d>', 'PCT bug depth (with --strategy pct)', parseDepth)
+    .option('--port <n>', 'port to listen on (default: a free one)', parsePort, 0)
+    .option('--no-open', 'do not open it in the default browser (it opens only from a terminal anyway)')
+    .action(async (file: string | undefined, o: RunFlags & { port: number; open?: boolean }) => {
+      let html: string;
+      if (file !== undefined && /\.(html?|json)$/i.test(file)) {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch (e) {
+          throw new CliError(`cannot read "${file}": ${(e as Error).message}`);
+        }
+        html = file.toLowerCase().endsWith('.json')
+          ? await renderHtml(parseViewData(text, file), null)
+          : text;
+      } else {
+        const sc = load(file);
+        html = await viewHtml(await runScenario(sc, { seed: o.seed, scheduler: schedulerFrom(sc, o) }), sc);
+      }
+      const s = await serveView(html, o.port).catch((e: Error) => {
+        throw new CliError(`cannot listen on 127.0.0.1:${o.port}: ${e.message}`);
+      });
+      process.stdout.write(`visualiser: ${s.url}  (Ctrl-C to stop)\n`);
+      if (o.open !== false && process.stdout.isTTY) s.open();
     });
 
   program
