@@ -10,6 +10,11 @@
 // and the NIC-like peer-to-peer test importer.
 export * as habanalabs from './drivers/accel/habanalabs/index.ts';
 export * as p2pTestNic from './drivers/net/p2p-test-nic.ts';
+export * as rdma from './drivers/rdma/index.ts';
+export { Cluster, type ClusterOptions } from './fabric/cluster.ts';
+export { FabricPort, type LinkOptions, ROCE_LARGE_MESSAGE_EFFICIENCY } from './fabric/link.ts';
+export { OobChannel } from './fabric/oob.ts';
+export { FabricSwitch } from './fabric/switch.ts';
 // Kernel-internal API for drivers: files, the VFS, fds, user memory, poll, sync_file.
 export { anonInodeGetfile } from './kernel/anon-inodes.ts';
 export { Device, type DeviceInfo, type DmaMapOps, dmaBitMask } from './kernel/device.ts';
@@ -92,3 +97,4 @@ export * from './uapi/ioctl.ts';
 export * from './uapi/structs.ts';
 export { type Arg, ProcessExit, REALTIME_EPOCH_NS, SegmentationFault, Sys } from './uapi/sys.ts';
 export * from './uapi/udmabuf.ts';
+export * as verbs from './uapi/verbs.ts';

@@ -33,6 +33,7 @@
 import { habanalabsInit } from './drivers/accel/habanalabs/habanalabs-drv.ts';
 import { memDevicesInit, nullFops } from './drivers/char/mem.ts';
 import { vgemInit } from './drivers/gpu/vgem/vgem-drv.ts';
+import { rdmaNicInit } from './drivers/rdma/rdma-nic.ts';
 import { consoleInit, openConsole } from './drivers/tty/console.ts';
 import { unixGc } from './kernel/af-unix.ts';
 import { dmaBufInit } from './kernel/dma-buf/dma-buf.ts';
@@ -104,6 +105,7 @@ const builtinInitcalls: Initcall[] = [
   vgemInit,
   // PCI drivers (module_init): they bind when the bus is probed after the initcalls.
   habanalabsInit,
+  rdmaNicInit,
 ];
 
 /** Adds an initcall every Machine runs at boot, after the built-in ones (drivers register themselves here). */

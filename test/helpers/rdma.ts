@@ -1,0 +1,84 @@
+/**
+ * Helpers for RDMA tests: open the first device, make an RC QP with a CQ, register a
+ * buffer, swap connection data over the cluster's out-of-band channel and bring the QP
+ * to RTS, as perftest's and rdma-core's tests/base.py do.
+ */
+import type { OobChannel } from '../../src/fabric/oob.ts';
+import type { Sys } from '../../src/uapi/sys.ts';
+import * as v from '../../src/uapi/verbs.ts';
+
+/** What one side tells the other. */
+export interface RcInfo {
+  lid: number;
+  qpn: number;
+  addr: number;
+  rkey: number;
+}
+
+/** One side of an RC connection. */
+export interface RcSide {
+  ctx: v.IbvContext;
+  pd: v.IbvPd;
+  cq: v.IbvCq;
+  qp: v.IbvQp;
+  lid: number;
+}
+
+/** Opens the first device and creates PD, CQ and an RC QP (RESET). */
+export async function rcSide(sys: Sys, depth = 64): Promise<RcSide> {
+  const [dev] = v.ibv_get_device_list(sys);
+  const ctx = await v.ibv_open_device(sys, dev);
+  const pd = v.ibv_alloc_pd(ctx);
+  const cq = v.ibv_create_cq(ctx, depth * 2);
+  const qp = v.ibv_create_qp(pd, {
+    send_cq: cq,
+    recv_cq: cq,
+    cap: { max_send_wr: depth, max_recv_wr: depth, max_send_sge: 4, max_recv_sge: 4 },
+    qp_type: v.IBV_QPT_RC,
+  });
+  return { ctx, pd, cq, qp, lid: v.ibv_query_port(ctx, 1).lid };
+}
+
+/** RESET -> INIT -> RTR -> RTS towards `remote`. */
+export function rcConnect(qp: v.IbvQp, remote: { lid: number; qpn: number }, access = 0): void {
+  v.ibv_modify_qp(
+    qp,
+    { qp_state: v.IBV_QPS_INIT, pkey_index: 0, port_num: 1, qp_access_flags: access },
+    v.IBV_QP_INIT_MASK,
+  );
+  v.ibv_modify_qp(
+    qp,
+    {
+      qp_state: v.IBV_QPS_RTR,
+      ah_attr: { dlid: remote.lid, port_num: 1 },
+      path_mtu: v.IBV_MTU_4096,
+      dest_qp_num: remote.qpn,
+      rq_psn: 0,
+      max_dest_rd_atomic: 1,
+      min_rnr_timer: 12,
+    },
+    v.IBV_QP_RTR_MASK,
+  );
+  v.ibv_modify_qp(
+    qp,
+    { qp_state: v.IBV_QPS_RTS, timeout: 14, retry_cnt: 7, rnr_retry: 7, sq_psn: 0, max_rd_atomic: 1 },
+    v.IBV_QP_RTS_MASK,
+  );
+}
+
+/** Sends our info as `me`, waits for the peer's. */
+export async function exchange(oob: OobChannel, me: string, peer: string, info: RcInfo): Promise<RcInfo> {
+  oob.send(me, info);
+  return oob.recv<RcInfo>(peer);
+}
+
+/** Deterministic test pattern. */
+export function pattern(len: number, seed: number): Uint8Array {
+  const b = new Uint8Array(len);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < len; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}

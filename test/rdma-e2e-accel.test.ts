@@ -1,0 +1,153 @@
+/**
+ * The end-to-end flow of spec/driver-side.md §0 on a two-machine `gaudi-hls` cluster:
+ * on host 1, process A allocates accelerator memory, fills it, exports it as a dma-buf
+ * and passes the fd over a unix socket (SCM_RIGHTS) to process B, which registers it
+ * with the NIC (ibv_reg_dmabuf_mr: peer-to-peer, a page-less table) and RDMA-WRITEs it
+ * into host 2's accelerator memory (also exported and registered); host 2 copies its
+ * accelerator memory back to the host and verifies every byte. The achieved bandwidth
+ * is compared with 0.92 x line rate on 100 and 200 Gb/s links (gaudi-hls pairs each
+ * accelerator with a Gen4 x16 ConnectX-6 Dx, which cannot carry a 400 Gb/s port: see
+ * fabric.test.ts for 400 Gb/s on a Gen5 NIC).
+ */
+import { describe, expect, it } from 'vitest';
+import { habanalabsInit } from '../src/drivers/accel/habanalabs/habanalabs-drv.ts';
+import { Cluster } from '../src/fabric/cluster.ts';
+import { ROCE_LARGE_MESSAGE_EFFICIENCY } from '../src/fabric/link.ts';
+import { AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET } from '../src/uapi/constants.ts';
+import {
+  HL_MODEL_DMA_DEVICE_TO_HOST,
+  HL_MODEL_DMA_HOST_TO_DEVICE,
+  HlDevice,
+} from '../src/uapi/habanalabs.ts';
+import { CMSG_LEN, CMSG_SPACE, cmsghdr, iovec, msghdr } from '../src/uapi/structs.ts';
+import type { Sys } from '../src/uapi/sys.ts';
+import * as v from '../src/uapi/verbs.ts';
+import { exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+
+const MIB = 1024 * 1024;
+
+async function sendFd(sys: Sys, sock: number, fd: number): Promise<number> {
+  const data = sys.alloc(1);
+  const ctl = sys.alloc(CMSG_SPACE(4), 8);
+  sys.writeStruct(cmsghdr, ctl, { cmsg_len: CMSG_LEN(4), cmsg_level: SOL_SOCKET, cmsg_type: SCM_RIGHTS });
+  sys.writeU32(ctl + cmsghdr.size, fd);
+  const msg = sys.allocStruct(msghdr, {
+    msg_iov: sys.allocStruct(iovec, { iov_base: data, iov_len: 1 }),
+    msg_iovlen: 1,
+    msg_control: ctl,
+    msg_controllen: CMSG_SPACE(4),
+  });
+  return sys.sendmsg(sock, msg, 0);
+}
+
+async function recvFd(sys: Sys, sock: number): Promise<number> {
+  const ctl = sys.alloc(CMSG_SPACE(4), 8);
+  const msg = sys.allocStruct(msghdr, {
+    msg_iov: sys.allocStruct(iovec, { iov_base: sys.alloc(1), iov_len: 1 }),
+    msg_iovlen: 1,
+    msg_control: ctl,
+    msg_controllen: CMSG_SPACE(4),
+  });
+  const rc = await sys.recvmsg(sock, msg, 0);
+  return rc < 0 ? rc : sys.readS32(ctl + cmsghdr.size);
+}
+
+async function endToEnd(gbps: number, size: number) {
+  habanalabsInit();
+  const c = await Cluster.create({
+    machines: [{ topology: 'gaudi-hls' }, { topology: 'gaudi-hls' }],
+    linkGbps: gbps,
+  });
+  const data = pattern(size, 11);
+  let ns = 0;
+  let verified = false;
+  let receivedFd = -1;
+  const acc = v.IBV_ACCESS_LOCAL_WRITE | v.IBV_ACCESS_REMOTE_WRITE;
+  const a = c.machines[0].spawn('producer', async (sys) => {
+    const sv = sys.alloc(8);
+    expect(await sys.socketpair(AF_UNIX, SOCK_STREAM, 0, sv)).toBe(0);
+    const [s0, s1] = [sys.readS32(sv), sys.readS32(sv + 4)];
+    const hl = await HlDevice.open(sys, 0);
+    const va = await hl.map(await hl.alloc(size));
+    const host = sys.alloc(size, 4096);
+    sys.memory(host, size).set(data);
+    expect(
+      await hl.waitFence(await hl.dmaJob({ op: HL_MODEL_DMA_HOST_TO_DEVICE, dst: va, src: host, size })),
+    ).toBe(1);
+    const fd = await hl.exportDmabufFd(va, size);
+    // Process B: gets the dma-buf over the socket, registers it, writes it to host 2.
+    sys.spawn('rdma-writer', async (rs) => {
+      const dfd = await recvFd(rs, s1);
+      receivedFd = dfd;
+      const s = await rcSide(rs);
+      const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, size, 0, dfd, acc);
+      const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
+      rcConnect(s.qp, peer, acc);
+      await c.oob.recv('b-ready');
+      const t0 = rs.now();
+      v.ibv_post_send(s.qp, {
+        wr_id: 1,
+        opcode: v.IBV_WR_RDMA_WRITE,
+        send_flags: v.IBV_SEND_SIGNALED,
+        sg_list: [{ addr: mr.addr, length: size, lkey: mr.lkey }],
+        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
+      });
+      const [wc] = await v.ibv_poll_cq_wait(s.cq, 1);
+      expect(wc.status).toBe(v.IBV_WC_SUCCESS);
+      ns = Number(rs.now() - t0);
+      c.oob.send('a-done', 1);
+      return 0;
+    });
+    expect(await sendFd(sys, s0, fd)).toBe(1);
+    await sys.close(fd);
+    await c.oob.recv('b-verified');
+    return 0;
+  });
+  const b = c.machines[1].spawn('consumer', async (sys) => {
+    const hl = await HlDevice.open(sys, 0);
+    const va = await hl.map(await hl.alloc(size));
+    const fd = await hl.exportDmabufFd(va, size);
+    const s = await rcSide(sys);
+    const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, size, 0, fd, acc);
+    const peer = await exchange(c.oob, 'b', 'a', {
+      lid: s.lid,
+      qpn: s.qp.qp_num,
+      addr: mr.addr,
+      rkey: mr.rkey,
+    });
+    rcConnect(s.qp, peer, acc);
+    c.oob.send('b-ready', 1);
+    await c.oob.recv('a-done');
+    const host = sys.alloc(size, 4096);
+    expect(
+      await hl.waitFence(await hl.dmaJob({ op: HL_MODEL_DMA_DEVICE_TO_HOST, dst: host, src: va, size })),
+    ).toBe(1);
+    verified = Buffer.from(sys.memory(host, size)).equals(Buffer.from(data));
+    c.oob.send('b-verified', 1);
+    return 0;
+  });
+  const r = await c.run();
+  expect(r.status, c.reports.map((x) => x.message).join('\n')).toBe('completed');
+  expect(a.exitCode, String(a.error)).toBe(0);
+  expect(b.exitCode, String(b.error)).toBe(0);
+  const children = c.machines[0].processes.filter((p) => p.name === 'rdma-writer');
+  expect(children.map((p) => [p.exitCode, String(p.error ?? '')])).toEqual([[0, '']]);
+  return { c, ns, verified, receivedFd };
+}
+
+describe('accelerator memory -> dma-buf -> unix socket -> RDMA -> accelerator memory', () => {
+  for (const gbps of [100, 200]) {
+    it(`8 MiB over ${gbps} Gb/s: every byte verified, ~0.92 x line rate, no violation or leak`, async () => {
+      const size = 8 * MIB;
+      const { c, ns, verified, receivedFd } = await endToEnd(gbps, size);
+      expect(receivedFd).toBeGreaterThanOrEqual(3);
+      expect(verified).toBe(true);
+      const achieved = (size * 8) / ns;
+      const target = gbps * ROCE_LARGE_MESSAGE_EFFICIENCY;
+      expect(Math.abs(achieved - target) / target).toBeLessThan(0.1);
+      expect(
+        c.reports.filter((x) => x.type === 'violation' || x.type === 'leak' || x.type === 'bug'),
+      ).toEqual([]);
+    });
+  }
+});
