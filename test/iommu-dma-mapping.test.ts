@@ -186,3 +186,23 @@ describe('device memory without struct pages behind BAR windows', () => {
     expect(iomemLookup(0x3000_0000_0000)).toBeNull();
   });
 });
+
+describe('dma-direct mappings of the same memory', () => {
+  test('two mappings of one page share an address and unmap one by one without a violation', async () => {
+    const m = await Machine.create({ seed: 1 });
+    m.kernel.enter();
+    const dev = new Device('twice');
+    const ctx = deviceSetupDma(dev);
+    const a = ctx.mapPhys(dev, 0x10000, 4096, 0);
+    const b = ctx.mapPhys(dev, 0x10000, 4096, 0);
+    expect(a).toBe(b);
+    expect(ctx.lookup(0x10000, 4096)).not.toBeNull();
+    ctx.unmapPhys(dev, a!, 4096, 0);
+    expect(ctx.lookup(0x10000, 4096)).not.toBeNull();
+    ctx.unmapPhys(dev, b!, 4096, 0);
+    expect(ctx.mappings.size).toBe(0);
+    expect(m.reports).toEqual([]);
+    ctx.unmapPhys(dev, b!, 4096, 0);
+    expect(m.reports.map((r) => r.rule)).toEqual(['dma.unmap_unmapped']);
+  });
+});

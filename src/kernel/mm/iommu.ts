@@ -77,8 +77,12 @@ export interface DmaContextOptions {
 export class DmaContext implements DmaMapOps {
   /** Whether addresses are translated by an IOMMU. */
   readonly iommu: boolean;
-  /** Live mappings by device address, in creation order. */
-  readonly mappings = new Map<number, DmaMapping>();
+  /**
+   * Live mappings by device address, in creation order. Without an IOMMU two mappings of
+   * the same memory share an address (two MRs on one buffer), so each address holds a
+   * list, as dma-debug tracks every mapping separately.
+   */
+  readonly mappings = new Map<number, DmaMapping[]>();
   /** Virtual time owed for map/unmap calls, ns (see `dmaChargeMappingCost`). */
   pendingCostNs = 0;
   /** Counters. */
@@ -122,7 +126,10 @@ export class DmaContext implements DmaMapOps {
     } else {
       addr = phys;
     }
-    this.mappings.set(addr, { dmaAddr: addr, phys, size, dir, kind });
+    const m: DmaMapping = { dmaAddr: addr, phys, size, dir, kind };
+    const list = this.mappings.get(addr);
+    if (list) list.push(m);
+    else this.mappings.set(addr, [m]);
     this.stats.maps++;
     return addr;
   }
@@ -139,8 +146,8 @@ export class DmaContext implements DmaMapOps {
 
   /** DmaMapOps.unmapPhys: undoes a mapping; an unknown address is a reported violation. */
   unmapPhys(dev: Device, dmaAddr: number, size: number, _dir: number): void {
-    const m = this.mappings.get(dmaAddr);
-    if (m === undefined) {
+    const list = this.mappings.get(dmaAddr);
+    if (list === undefined) {
       currentKernel().report(
         'violation',
         DMA_UNMAP_UNMAPPED_RULE,
@@ -150,7 +157,12 @@ export class DmaContext implements DmaMapOps {
       );
       return;
     }
-    this.mappings.delete(dmaAddr);
+    // dma-debug matches an unmap to a mapping of the same address and size.
+    let i = list.findIndex((x) => x.size === size);
+    if (i < 0) i = 0;
+    const m = list[i];
+    list.splice(i, 1);
+    if (list.length === 0) this.mappings.delete(dmaAddr);
     this.stats.unmaps++;
     if (this.iommu) {
       const off = m.phys % PAGE_SIZE;
@@ -161,10 +173,12 @@ export class DmaContext implements DmaMapOps {
 
   /** The mapping covering `[dmaAddr, dmaAddr + len)`, or null. */
   lookup(dmaAddr: number, len: number): DmaMapping | null {
-    const exact = this.mappings.get(dmaAddr);
-    if (exact && len <= exact.size) return exact;
-    for (const m of this.mappings.values()) {
-      if (dmaAddr >= m.dmaAddr && dmaAddr + len <= m.dmaAddr + m.size) return m;
+    const exact = this.mappings.get(dmaAddr)?.find((m) => len <= m.size);
+    if (exact) return exact;
+    for (const list of this.mappings.values()) {
+      for (const m of list) {
+        if (dmaAddr >= m.dmaAddr && dmaAddr + len <= m.dmaAddr + m.size) return m;
+      }
     }
     return null;
   }
