@@ -7,3 +7,4 @@ import './sync.ts';
 import './memory.ts';
 import './dma-buf.ts';
 import './channel.ts';
+import './accel.ts';
