@@ -44,15 +44,7 @@ import { hlVaToDevice } from './memory.ts';
 export const HL_DMA_FILL_GBPS = 100;
 
 /** A job's out-fence. */
-export class HlFence extends DmaFence {
-  /** The timeline name (`accel0-dma`). */
-  timeline = 'dma';
-}
-
-const hlFenceOps: DmaFenceOps = {
-  getDriverName: () => 'habanalabs',
-  getTimelineName: (f) => (f as HlFence).timeline,
-};
+export class HlFence extends DmaFence {}
 
 /** One submitted DMA job. */
 interface HlDmaJob {
@@ -79,12 +71,20 @@ export class HlDmaEngine {
   readonly lock = new SpinLock('hl_dma_fence_lock');
   /** Jobs not finished yet. */
   private readonly pending = new Set<HlDmaJob>();
+  /**
+   * The engine's fence ops: the timeline is named `<device>-dma`. The name comes from the
+   * ops rather than a field of the fence, because dma_fence_init already asks for it.
+   */
+  private readonly fenceOps: DmaFenceOps;
 
   /** Created at probe. */
   constructor(
     /** The device. */
     readonly hdev: HlDevice,
-  ) {}
+  ) {
+    const timeline = `${hdev.name}-dma`;
+    this.fenceOps = { getDriverName: () => 'habanalabs', getTimelineName: () => timeline };
+  }
 
   /** The fence context of the engine's timeline. */
   get context(): number {
@@ -107,8 +107,7 @@ export class HlDmaEngine {
     pinned: Page[] = [],
     onDone: (() => void) | null = null,
   ): HlFence {
-    const fence = new HlFence(hlFenceOps, this.lock, this.context, ++this.seqno);
-    fence.timeline = `${this.hdev.name}-dma`;
+    const fence = new HlFence(this.fenceOps, this.lock, this.context, ++this.seqno);
     const job: HlDmaJob = {
       fence,
       inFence,
