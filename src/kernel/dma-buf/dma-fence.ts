@@ -51,7 +51,11 @@ export interface DmaFenceOps {
   use64bitSeqno?: boolean;
   /** Mandatory. The driver's name. Called without locks. */
   getDriverName(fence: DmaFence): string;
-  /** Mandatory. The timeline's name. Called without locks. */
+  /**
+   * Mandatory. The timeline's name. Called without locks, and already from the
+   * constructor (the dma_fence_init tracepoint), before a subclass's own fields are set:
+   * take the name from the ops or the context, not from a field of the subclass.
+   */
   getTimelineName(fence: DmaFence): string;
   /**
    * Optional. Called once, with the fence lock held and interrupts off, the first time
