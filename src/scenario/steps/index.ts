@@ -8,3 +8,4 @@ import './memory.ts';
 import './dma-buf.ts';
 import './channel.ts';
 import './accel.ts';
+import './syncobj.ts';
