@@ -134,6 +134,19 @@ describe.concurrent('dmabuf-lab check, explore, validate', () => {
     expect(JSON.parse(clean.stdout)).toMatchObject({ runs: 5, failing: [] });
   });
 
+  test('explore finds the ABBA deadlock that lockdep predicted, and the replay hangs with who waits on what', async () => {
+    const ok = await cli('run', 'scenarios/abba-lockdep.yaml');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('WARNING: possible circular locking dependency detected');
+    const r = await cli('explore', 'scenarios/abba-lockdep.yaml', '--runs', '20', '--strategy', 'random');
+    expect(r.code).toBe(1);
+    const replays = [...r.stdout.matchAll(/replay: dmabuf-lab run (\S+) --seed (\d+) --strategy random/g)];
+    expect(replays.length).toBeGreaterThan(0);
+    const replay = await cli('run', replays[0][1], '--seed', replays[0][2], '--strategy', 'random');
+    expect(replay.code).toBe(1);
+    expect(replay.stdout).toMatch(/fs\/\d+ waits on mutex lock_demo\.journal held by writeback\/\d+/);
+  });
+
   test('validate checks a file without running it', async () => {
     const ok = await cli('validate', 'scenarios/fence-pipeline.yaml');
     expect(ok.code).toBe(0);

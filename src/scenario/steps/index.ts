@@ -9,3 +9,4 @@ import './dma-buf.ts';
 import './channel.ts';
 import './accel.ts';
 import './syncobj.ts';
+import './lock-demo.ts';
