@@ -613,7 +613,7 @@ export class Engine {
     return {
       type: 'deadlock',
       rule: 'deadlock',
-      message: `deadlock: ${stuck.length} thread(s) blocked with nothing left that could wake them:\n${lines.join('\n')}`,
+      message: `${stuck.length} thread(s) blocked with nothing left that could wake them:\n${lines.join('\n')}`,
       simTime: this.now,
       objects,
       context: { kind: 'none', name: 'scheduler' },
