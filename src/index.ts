@@ -6,9 +6,12 @@
  * (`DmaFence`, `dmaFenceContextAlloc`, ...); the engine is under `sim`.
  */
 
-// The habanalabs-like accelerator (kernel side; the uapi wrapper `HlDevice` is flat below)
-// and the NIC-like peer-to-peer test importer.
+// The habanalabs-like accelerator (kernel side; the uapi wrapper `HlDevice` is flat below),
+// the amdgpu-like GPU, the scan-out engine (a static dma-buf importer that needs pages,
+// /dev/scanout<N>) and the NIC-like peer-to-peer test importer.
 export * as habanalabs from './drivers/accel/habanalabs/index.ts';
+export * as amdgpu from './drivers/gpu/amdgpu/index.ts';
+export * as scanout from './drivers/media/display-importer.ts';
 export * as p2pTestNic from './drivers/net/p2p-test-nic.ts';
 export * as rdma from './drivers/rdma/index.ts';
 export { Cluster, type ClusterOptions } from './fabric/cluster.ts';
@@ -87,6 +90,7 @@ export {
 export * as scenario from './scenario/index.ts';
 export * as sim from './sim/index.ts';
 export type { Report, ReportContext, ReportObject, ReportType } from './sim/report.ts';
+export * from './uapi/amdgpu.ts';
 export * from './uapi/constants.ts';
 export * from './uapi/dma-buf.ts';
 export * from './uapi/dma-heap.ts';
@@ -94,6 +98,7 @@ export * from './uapi/drm.ts';
 export * from './uapi/errno-error.ts';
 export * from './uapi/habanalabs.ts';
 export * from './uapi/ioctl.ts';
+export * from './uapi/scanout.ts';
 export * from './uapi/structs.ts';
 export { type Arg, ProcessExit, REALTIME_EPOCH_NS, SegmentationFault, Sys } from './uapi/sys.ts';
 export * from './uapi/udmabuf.ts';

@@ -32,7 +32,9 @@
 
 import { habanalabsInit } from './drivers/accel/habanalabs/habanalabs-drv.ts';
 import { memDevicesInit, nullFops } from './drivers/char/mem.ts';
+import { amdgpuInit } from './drivers/gpu/amdgpu/amdgpu-drv.ts';
 import { vgemInit } from './drivers/gpu/vgem/vgem-drv.ts';
+import { scanoutInit } from './drivers/media/display-importer.ts';
 import { rdmaNicInit } from './drivers/rdma/rdma-nic.ts';
 import { consoleInit, openConsole } from './drivers/tty/console.ts';
 import { unixGc } from './kernel/af-unix.ts';
@@ -84,6 +86,8 @@ export interface MachineOptions {
   engine?: Engine;
   /** A flow network to share with other machines (transfers then also share network links); default: a new one on the engine. */
   flowNetwork?: FlowNetwork;
+  /** The first pid handed out (default 100); machines of one cluster may use disjoint ranges so traces tell their processes apart. */
+  firstPid?: number;
 }
 
 /** A program's main function: gets the syscall ABI, returns its exit code. */
@@ -106,6 +110,8 @@ const builtinInitcalls: Initcall[] = [
   // PCI drivers (module_init): they bind when the bus is probed after the initcalls.
   habanalabsInit,
   rdmaNicInit,
+  scanoutInit,
+  amdgpuInit,
 ];
 
 /** Adds an initcall every Machine runs at boot, after the built-in ones (drivers register themselves here). */
@@ -239,6 +245,7 @@ export class Machine {
     const t = opts.topology ?? 'workstation';
     this.topology = t instanceof Topology ? t : typeof t === 'string' ? topologyPreset(t) : buildTopology(t);
     this.transfers = new TransferModel(this.topology, opts.flowNetwork ?? new FlowNetwork(this.engine));
+    this.nextPid = opts.firstPid ?? 100;
   }
 
   /** Boots a machine: registers the built-in devices and lets `bootTime` pass. */

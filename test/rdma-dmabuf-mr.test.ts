@@ -21,38 +21,15 @@ import {
 import { dmaResvLock, dmaResvUnlock } from '../src/kernel/dma-buf/dma-resv.ts';
 import { isErr } from '../src/kernel/err.ts';
 import { DmaHeap } from '../src/uapi/dma-heap.ts';
-import { ErrnoError } from '../src/uapi/errno-error.ts';
 import { HlDevice } from '../src/uapi/habanalabs.ts';
 import type { Sys } from '../src/uapi/sys.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+import { dmabufAccessFlags, errnoOf, exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
 
 const LW = v.IBV_ACCESS_LOCAL_WRITE;
 const RW = v.IBV_ACCESS_REMOTE_WRITE;
 const RR = v.IBV_ACCESS_REMOTE_READ;
 const RA = v.IBV_ACCESS_REMOTE_ATOMIC;
-const RO = v.IBV_ACCESS_RELAXED_ORDERING;
-
-/** Every access combination rdma-core's get_access_flags gives for dma-buf MRs (REMOTE_WRITE/ATOMIC with LOCAL_WRITE). */
-function accessFlags(): number[] {
-  const out: number[] = [];
-  for (let m = 0; m < 32; m++) {
-    const f = (m & 1 ? LW : 0) | (m & 2 ? RW : 0) | (m & 4 ? RR : 0) | (m & 8 ? RA : 0) | (m & 16 ? RO : 0);
-    if (f & (RW | RA) && !(f & LW)) continue;
-    out.push(f);
-  }
-  return out;
-}
-
-async function errnoOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (e instanceof ErrnoError) return e.code;
-    throw e;
-  }
-}
 
 /** Runs `main` on a one-machine cluster; returns the cluster after the run. */
 async function single(main: (sys: Sys, c: Cluster) => Promise<number | undefined>): Promise<Cluster> {
@@ -79,7 +56,7 @@ describe('DmaBufMRTest with the accelerator as the provider (HabanaLabsDmaBuf)',
       for (const off of [0, len / 2]) {
         const va = await hl.map(await hl.alloc(2 * 1024 * 1024));
         const fd = await hl.exportDmabufFd(va, len + off);
-        for (const f of accessFlags()) {
+        for (const f of dmabufAccessFlags()) {
           const mr = await v.ibv_reg_dmabuf_mr(s.pd, off, len, off, fd, f);
           expect(mr.length).toBe(len);
           await v.ibv_dereg_mr(mr);
@@ -116,7 +93,7 @@ describe('DmaBufMRTest', () => {
       const s = await rcSide(sys);
       for (const off of [0, len / 2]) {
         const buf = await heapBuf(sys, len + off);
-        for (const f of accessFlags()) {
+        for (const f of dmabufAccessFlags()) {
           const mr = await v.ibv_reg_dmabuf_mr(s.pd, off, len, off, buf.fd, f);
           expect(mr.length).toBe(len);
           expect(mr.addr).toBe(off);

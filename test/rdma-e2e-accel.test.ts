@@ -5,14 +5,15 @@
  * with the NIC (ibv_reg_dmabuf_mr: peer-to-peer, a page-less table) and RDMA-WRITEs it
  * into host 2's accelerator memory (also exported and registered); host 2 copies its
  * accelerator memory back to the host and verifies every byte. The achieved bandwidth
- * is compared with 0.92 x line rate on 100 and 200 Gb/s links (gaudi-hls pairs each
- * accelerator with a Gen4 x16 ConnectX-6 Dx, which cannot carry a 400 Gb/s port: see
- * fabric.test.ts for 400 Gb/s on a Gen5 NIC).
+ * is compared with 0.92 x line rate on 100 and 200 Gb/s links on gaudi-hls (each
+ * accelerator paired with a Gen4 x16 ConnectX-6 Dx, which cannot carry a 400 Gb/s port)
+ * and on 400 Gb/s links on gaudi-hls-gen5 (Gen5 x16 accelerators, switches and ConnectX-7).
  */
 import { describe, expect, it } from 'vitest';
 import { habanalabsInit } from '../src/drivers/accel/habanalabs/habanalabs-drv.ts';
 import { Cluster } from '../src/fabric/cluster.ts';
 import { ROCE_LARGE_MESSAGE_EFFICIENCY } from '../src/fabric/link.ts';
+import type { PresetName } from '../src/kernel/pci/topology-presets.ts';
 import { AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET } from '../src/uapi/constants.ts';
 import {
   HL_MODEL_DMA_DEVICE_TO_HOST,
@@ -52,10 +53,10 @@ async function recvFd(sys: Sys, sock: number): Promise<number> {
   return rc < 0 ? rc : sys.readS32(ctl + cmsghdr.size);
 }
 
-async function endToEnd(gbps: number, size: number) {
+async function endToEnd(gbps: number, size: number, topology: PresetName = 'gaudi-hls') {
   habanalabsInit();
   const c = await Cluster.create({
-    machines: [{ topology: 'gaudi-hls' }, { topology: 'gaudi-hls' }],
+    machines: [{ topology }, { topology }],
     linkGbps: gbps,
   });
   const data = pattern(size, 11);
@@ -136,10 +137,15 @@ async function endToEnd(gbps: number, size: number) {
 }
 
 describe('accelerator memory -> dma-buf -> unix socket -> RDMA -> accelerator memory', () => {
-  for (const gbps of [100, 200]) {
-    it(`8 MiB over ${gbps} Gb/s: every byte verified, ~0.92 x line rate, no violation or leak`, async () => {
+  const cases: [number, PresetName][] = [
+    [100, 'gaudi-hls'],
+    [200, 'gaudi-hls'],
+    [400, 'gaudi-hls-gen5'],
+  ];
+  for (const [gbps, topology] of cases) {
+    it(`8 MiB over ${gbps} Gb/s on ${topology}: every byte verified, ~0.92 x line rate, no violation or leak`, async () => {
       const size = 8 * MIB;
-      const { c, ns, verified, receivedFd } = await endToEnd(gbps, size);
+      const { c, ns, verified, receivedFd } = await endToEnd(gbps, size, topology);
       expect(receivedFd).toBeGreaterThanOrEqual(3);
       expect(verified).toBe(true);
       const achieved = (size * 8) / ns;

@@ -1,14 +1,19 @@
 /**
  * The verbs objects of the RDMA NIC model between two machines of a cluster: the RC QP
  * state machine, post/poll, RDMA WRITE / READ / SEND with the bytes verified, and the
- * completion errors (remote access error for a bad rkey or range, flush after error).
+ * completion errors (remote access error for a bad rkey or range, flush after error);
+ * RNR retry (IBV_WC_RNR_RETRY_EXC_ERR after rnr_retry), atomics (FETCH_AND_ADD,
+ * CMP_AND_SWP), several WRs in flight per QP (completions in order, fair sharing between
+ * QPs), shared receive queues, and PCIe legs that share the machine's PCIe links.
  */
 import { describe, expect, it } from 'vitest';
 import { ibDevices } from '../src/drivers/rdma/ib-core.ts';
 import { Cluster } from '../src/fabric/cluster.ts';
 import { Machine } from '../src/machine.ts';
+import { HL_MODEL_DMA_HOST_TO_DEVICE, HlDevice } from '../src/uapi/habanalabs.ts';
+import type { Sys } from '../src/uapi/sys.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+import { exchange, pattern, type RcInfo, type RcSide, rcConnect, rcSide } from './helpers/rdma.ts';
 
 const RW = v.IBV_ACCESS_LOCAL_WRITE | v.IBV_ACCESS_REMOTE_WRITE | v.IBV_ACCESS_REMOTE_READ;
 
@@ -357,5 +362,549 @@ describe('RDMA between two machines', () => {
     expect(pages.length).toBe(4);
     expect(pages.every((p) => p.refcount === 0)).toBe(true);
     expect(c.reports.filter((r) => r.type === 'leak' || r.type === 'violation')).toEqual([]);
+  });
+});
+
+/**
+ * Two connected RC sides on a two-machine cluster: `client` runs on machine 0, `server`
+ * on machine 1, each with a registered 64 KiB buffer; the server's buffer address and
+ * rkey are passed to the client.
+ */
+async function pair(
+  opts: {
+    rnr?: { rnr_retry?: number; min_rnr_timer?: number };
+    serverMrAccess?: number;
+    serverQpAccess?: number;
+  },
+  client: (sys: Sys, s: Side, peer: RcInfo, c: Cluster) => Promise<void>,
+  server: (sys: Sys, s: Side, c: Cluster) => Promise<void>,
+) {
+  const c = await Cluster.create({ machines: 2 });
+  const len = 65536;
+  const pa = c.machines[0].spawn('client', async (sys) => {
+    const s = await rcSide(sys);
+    const buf = sys.alloc(len, 4096);
+    const mr = v.ibv_reg_mr(s.pd, buf, len, RW | v.IBV_ACCESS_REMOTE_ATOMIC);
+    const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: buf, rkey: mr.rkey });
+    rcConnect(s.qp, peer, RW, opts.rnr);
+    await c.oob.recv('b-ready');
+    await client(sys, { ...s, buf, mr }, peer, c);
+    c.oob.send('a-done', 1);
+    return 0;
+  });
+  const pb = c.machines[1].spawn('server', async (sys) => {
+    const s = await rcSide(sys);
+    const buf = sys.alloc(len, 4096);
+    const mr = v.ibv_reg_mr(s.pd, buf, len, opts.serverMrAccess ?? RW | v.IBV_ACCESS_REMOTE_ATOMIC);
+    const peer = await exchange(c.oob, 'b', 'a', { lid: s.lid, qpn: s.qp.qp_num, addr: buf, rkey: mr.rkey });
+    rcConnect(s.qp, peer, opts.serverQpAccess ?? RW | v.IBV_ACCESS_REMOTE_ATOMIC, opts.rnr);
+    c.oob.send('b-ready', 1);
+    await server(sys, { ...s, buf, mr }, c);
+    await c.oob.recv('a-done');
+    return 0;
+  });
+  await c.run();
+  expect(pa.exitCode, String(pa.error)).toBe(0);
+  expect(pb.exitCode, String(pb.error)).toBe(0);
+  return c;
+}
+
+type Side = RcSide & { buf: number; mr: v.IbvMr };
+
+describe('RNR retry (SEND without a posted RECV)', () => {
+  it('rnr_retry 2: three RNR NAKs complete the SEND with IBV_WC_RNR_RETRY_EXC_ERR after 2 x min_rnr_timer, the QP goes to ERR', async () => {
+    let wcs: unknown[] = [];
+    let elapsed = 0n;
+    let state = -1;
+    await pair(
+      { rnr: { rnr_retry: 2, min_rnr_timer: 14 } }, // 14 = 1.28 ms
+      async (sys, s) => {
+        const t0 = sys.now();
+        v.ibv_post_send(s.qp, [
+          {
+            wr_id: 1,
+            opcode: v.IBV_WR_SEND,
+            send_flags: v.IBV_SEND_SIGNALED,
+            sg_list: [{ addr: s.buf, length: 64, lkey: s.mr.lkey }],
+          },
+          {
+            wr_id: 2,
+            opcode: v.IBV_WR_SEND,
+            send_flags: v.IBV_SEND_SIGNALED,
+            sg_list: [{ addr: s.buf, length: 64, lkey: s.mr.lkey }],
+          },
+        ]);
+        const got: v.IbvWc[] = [];
+        while (got.length < 2) got.push(...(await v.ibv_poll_cq_wait(s.cq, 4)));
+        elapsed = sys.now() - t0;
+        wcs = got.map((w) => [w.wr_id, w.status]);
+        state = s.qp.state;
+      },
+      async () => {},
+    );
+    expect(wcs).toEqual([
+      [1, v.IBV_WC_RNR_RETRY_EXC_ERR],
+      [2, v.IBV_WC_WR_FLUSH_ERR],
+    ]);
+    expect(state).toBe(v.IBV_QPS_ERR);
+    // Two waits of 1.28 ms between the three tries; the wire adds only microseconds.
+    expect(Number(elapsed)).toBeGreaterThanOrEqual(2 * 1_280_000);
+    expect(Number(elapsed)).toBeLessThan(3 * 1_280_000);
+  });
+
+  it('a RECV posted while the requester waits out an RNR NAK: the retry lands, the SEND succeeds', async () => {
+    let a: unknown[] = [];
+    let b: unknown[] = [];
+    let same = false;
+    const msg = pattern(128, 3);
+    await pair(
+      { rnr: { rnr_retry: 3, min_rnr_timer: 16 } }, // 2.56 ms
+      async (sys, s) => {
+        sys.memory(s.buf, 128).set(msg);
+        v.ibv_post_send(s.qp, {
+          wr_id: 5,
+          opcode: v.IBV_WR_SEND,
+          send_flags: v.IBV_SEND_SIGNALED,
+          sg_list: [{ addr: s.buf, length: 128, lkey: s.mr.lkey }],
+        });
+        a = (await v.ibv_poll_cq_wait(s.cq, 1)).map((w) => [w.wr_id, w.status, w.opcode]);
+      },
+      async (sys, s, c) => {
+        await c.machines[1].kernel.engine.sleep(1_000_000); // the first try is NAKed meanwhile
+        v.ibv_post_recv(s.qp, { wr_id: 50, sg_list: [{ addr: s.buf, length: 4096, lkey: s.mr.lkey }] });
+        b = (await v.ibv_poll_cq_wait(s.cq, 1)).map((w) => [w.wr_id, w.status, w.byte_len]);
+        same = Buffer.from(sys.memory(s.buf, 128)).equals(Buffer.from(msg));
+      },
+    );
+    expect(a).toEqual([[5, v.IBV_WC_SUCCESS, v.IBV_WC_SEND]]);
+    expect(b).toEqual([[50, v.IBV_WC_SUCCESS, 128]]);
+    expect(same).toBe(true);
+  });
+});
+
+describe('atomics (IBV_WR_ATOMIC_FETCH_AND_ADD / CMP_AND_SWP)', () => {
+  const u64 = (sys: Sys, addr: number) =>
+    new DataView(sys.memory(addr, 8).slice().buffer).getBigUint64(0, true);
+  const setU64 = (sys: Sys, addr: number, x: bigint) =>
+    new DataView(sys.memory(addr, 8).buffer, sys.memory(addr, 8).byteOffset).setBigUint64(0, x, true);
+
+  it('fetch-and-add and compare-and-swap return the old value into the SGE and update remote memory', async () => {
+    let wcs: unknown[] = [];
+    let olds: bigint[] = [];
+    let remote = 0n;
+    await pair(
+      {},
+      async (sys, s, peer, c) => {
+        const atomic = (wr_id: number, opcode: number, slot: number, compare_add: bigint, swap?: bigint) => ({
+          wr_id,
+          opcode,
+          send_flags: v.IBV_SEND_SIGNALED,
+          sg_list: [{ addr: s.buf + slot * 8, length: 8, lkey: s.mr.lkey }],
+          wr: { atomic: { remote_addr: peer.addr + 64, compare_add, swap, rkey: peer.rkey } },
+        });
+        v.ibv_post_send(s.qp, [
+          atomic(1, v.IBV_WR_ATOMIC_FETCH_AND_ADD, 0, 5n),
+          atomic(2, v.IBV_WR_ATOMIC_CMP_AND_SWP, 1, 105n, 0xdead_beef_0000_0001n),
+          atomic(3, v.IBV_WR_ATOMIC_CMP_AND_SWP, 2, 7n, 1n), // compare fails: no change
+          atomic(4, v.IBV_WR_ATOMIC_FETCH_AND_ADD, 3, 0xffff_ffff_ffff_ffffn), // wraps: -1
+        ]);
+        const got: v.IbvWc[] = [];
+        while (got.length < 4) got.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+        wcs = got.map((w) => [w.wr_id, w.status, w.opcode, w.byte_len]);
+        olds = [0, 1, 2, 3].map((i) => u64(sys, s.buf + i * 8));
+        c.oob.send('read-remote', 1);
+      },
+      async (sys, s, c) => {
+        setU64(sys, s.buf + 64, 100n);
+        await c.oob.recv('read-remote');
+        remote = u64(sys, s.buf + 64);
+      },
+    );
+    expect(wcs).toEqual([
+      [1, v.IBV_WC_SUCCESS, v.IBV_WC_FETCH_ADD, 8],
+      [2, v.IBV_WC_SUCCESS, v.IBV_WC_COMP_SWAP, 8],
+      [3, v.IBV_WC_SUCCESS, v.IBV_WC_COMP_SWAP, 8],
+      [4, v.IBV_WC_SUCCESS, v.IBV_WC_FETCH_ADD, 8],
+    ]);
+    expect(olds).toEqual([100n, 105n, 0xdead_beef_0000_0001n, 0xdead_beef_0000_0001n]);
+    expect(remote).toBe(0xdead_beef_0000_0000n);
+  });
+
+  async function atomicStatus(opts: Parameters<typeof pair>[0], remoteOff: number, localLen = 8) {
+    let st: unknown[] = [];
+    let remote = -1n;
+    await pair(
+      opts,
+      async (sys, s, peer, c) => {
+        v.ibv_post_send(s.qp, {
+          wr_id: 9,
+          opcode: v.IBV_WR_ATOMIC_FETCH_AND_ADD,
+          send_flags: v.IBV_SEND_SIGNALED,
+          sg_list: [{ addr: s.buf, length: localLen, lkey: s.mr.lkey }],
+          wr: { atomic: { remote_addr: peer.addr + remoteOff, compare_add: 1n, rkey: peer.rkey } },
+        });
+        st = (await v.ibv_poll_cq_wait(s.cq, 1)).map((w) => [w.wr_id, w.status]);
+        c.oob.send('read-remote', 1);
+        void sys;
+      },
+      async (sys, s, c) => {
+        await c.oob.recv('read-remote');
+        remote = u64(sys, s.buf + (remoteOff & ~7));
+      },
+    );
+    return { st, remote };
+  }
+
+  it('an address that is not 8-byte aligned is a remote invalid request; memory is untouched', async () => {
+    const r = await atomicStatus({}, 68);
+    expect(r.st).toEqual([[9, v.IBV_WC_REM_INV_REQ_ERR]]);
+    expect(r.remote).toBe(0n);
+  });
+
+  it('an MR without REMOTE_ATOMIC is a remote access error', async () => {
+    const r = await atomicStatus({ serverMrAccess: RW }, 64);
+    expect(r.st).toEqual([[9, v.IBV_WC_REM_ACCESS_ERR]]);
+    expect(r.remote).toBe(0n);
+  });
+
+  it('a QP without REMOTE_ATOMIC access is a remote access error', async () => {
+    const r = await atomicStatus({ serverQpAccess: RW }, 64);
+    expect(r.st).toEqual([[9, v.IBV_WC_REM_ACCESS_ERR]]);
+  });
+
+  it('a local SGE other than 8 bytes is a local length error', async () => {
+    const r = await atomicStatus({}, 64, 16);
+    expect(r.st).toEqual([[9, v.IBV_WC_LOC_LEN_ERR]]);
+    expect(r.remote).toBe(0n);
+  });
+});
+
+describe('several WRs in flight per QP', () => {
+  async function writes(n: number, size: number, qps = 1) {
+    const c = await Cluster.create({ machines: 2, linkGbps: 100 });
+    const out: { order: unknown[][]; ns: number[]; same: boolean } = { order: [], ns: [], same: false };
+    const data = pattern(size * n, 21);
+    c.machines[0].spawn('client', async (sys) => {
+      const sides = [];
+      for (let q = 0; q < qps; q++) {
+        const s = await rcSide(sys);
+        const buf = sys.alloc(size * n, 4096);
+        sys.memory(buf, size * n).set(data);
+        const mr = v.ibv_reg_mr(s.pd, buf, size * n, RW);
+        const peer = await exchange(c.oob, `a${q}`, `b${q}`, {
+          lid: s.lid,
+          qpn: s.qp.qp_num,
+          addr: 0,
+          rkey: 0,
+        });
+        rcConnect(s.qp, peer, RW);
+        sides.push({ s, buf, mr, peer });
+      }
+      await c.oob.recv('b-ready');
+      // One thread per QP, all posting at the same moment.
+      const tids = sides.map(({ s, buf, mr, peer }) =>
+        sys.spawnThread(async (ts) => {
+          const t0 = ts.now();
+          v.ibv_post_send(
+            s.qp,
+            Array.from({ length: n }, (_, i) => ({
+              wr_id: i + 1,
+              opcode: v.IBV_WR_RDMA_WRITE,
+              send_flags: v.IBV_SEND_SIGNALED,
+              sg_list: [{ addr: buf + i * size, length: size, lkey: mr.lkey }],
+              wr: { rdma: { remote_addr: peer.addr + i * size, rkey: peer.rkey } },
+            })),
+          );
+          const got: v.IbvWc[] = [];
+          while (got.length < n) got.push(...(await v.ibv_poll_cq_wait(s.cq, n)));
+          out.ns.push(Number(ts.now() - t0));
+          out.order.push(got.map((w) => Number(w.wr_id) * (w.status === v.IBV_WC_SUCCESS ? 1 : -1)));
+          return 0;
+        }),
+      );
+      for (const t of tids) await sys.joinThread(t);
+      c.oob.send('a-done', 1);
+      return 0;
+    });
+    c.machines[1].spawn('server', async (sys) => {
+      const bufs: number[] = [];
+      for (let q = 0; q < qps; q++) {
+        const s = await rcSide(sys);
+        const buf = sys.alloc(size * n, 4096);
+        bufs.push(buf);
+        const mr = v.ibv_reg_mr(s.pd, buf, size * n, RW);
+        const peer = await exchange(c.oob, `b${q}`, `a${q}`, {
+          lid: s.lid,
+          qpn: s.qp.qp_num,
+          addr: buf,
+          rkey: mr.rkey,
+        });
+        rcConnect(s.qp, peer, RW);
+      }
+      c.oob.send('b-ready', 1);
+      await c.oob.recv('a-done');
+      out.same = bufs.every((b) => Buffer.from(sys.memory(b, size * n)).equals(Buffer.from(data)));
+      return 0;
+    });
+    const r = await c.run();
+    expect(r.status).toBe('completed');
+    return out;
+  }
+
+  it('16 pipelined RDMA WRITEs of 4 KiB complete in order, bytes verified, in less time than 16 lone round trips', async () => {
+    const lone = await writes(1, 4096);
+    const batch = await writes(16, 4096);
+    expect(batch.order).toEqual([Array.from({ length: 16 }, (_, i) => i + 1)]);
+    expect(batch.same).toBe(true);
+    // Without pipelining each WR waits for the previous one's ACK: 16 x the lone time.
+    expect(batch.ns[0]).toBeLessThan(0.8 * 16 * lone.ns[0]);
+    // The payloads still go one after another on the 100 Gb/s link.
+    expect(batch.ns[0]).toBeGreaterThan((16 * 4096 * 8) / 100);
+  });
+
+  it('two QPs with 8 x 1 MiB WRITEs in flight each share the link fairly: both end together, at about twice the lone time', async () => {
+    const lone = await writes(8, 1 << 20);
+    const two = await writes(8, 1 << 20, 2);
+    expect(two.order).toEqual([
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      [1, 2, 3, 4, 5, 6, 7, 8],
+    ]);
+    expect(two.same).toBe(true);
+    expect(Math.abs(two.ns[0] - two.ns[1]) / two.ns[0]).toBeLessThan(0.05);
+    const ratio = two.ns[0] / lone.ns[0];
+    expect(ratio).toBeGreaterThan(1.8);
+    expect(ratio).toBeLessThan(2.2);
+  });
+
+  it('a bad rkey in the middle of a pipelined batch: earlier WRs succeed, it fails, later ones are flushed and write nothing', async () => {
+    let wcs: unknown[] = [];
+    let written: boolean[] = [];
+    await pair(
+      {},
+      async (sys, s, peer, c) => {
+        sys.memory(s.buf, 5 * 4096).fill(0xab);
+        v.ibv_post_send(
+          s.qp,
+          [1, 2, 3, 4, 5].map((id, i) => ({
+            wr_id: id,
+            opcode: v.IBV_WR_RDMA_WRITE,
+            send_flags: v.IBV_SEND_SIGNALED,
+            sg_list: [{ addr: s.buf + i * 4096, length: 4096, lkey: s.mr.lkey }],
+            wr: {
+              rdma: { remote_addr: peer.addr + i * 4096, rkey: id === 3 ? peer.rkey ^ 0x100 : peer.rkey },
+            },
+          })),
+        );
+        const got: v.IbvWc[] = [];
+        while (got.length < 5) got.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+        wcs = got.map((w) => [w.wr_id, w.status]);
+        c.oob.send('check', 1);
+      },
+      async (sys, s, c) => {
+        await c.oob.recv('check');
+        written = [0, 1, 2, 3, 4].map((i) => sys.memory(s.buf + i * 4096, 4096).every((x) => x === 0xab));
+      },
+    );
+    expect(wcs).toEqual([
+      [1, v.IBV_WC_SUCCESS],
+      [2, v.IBV_WC_SUCCESS],
+      [3, v.IBV_WC_REM_ACCESS_ERR],
+      [4, v.IBV_WC_WR_FLUSH_ERR],
+      [5, v.IBV_WC_WR_FLUSH_ERR],
+    ]);
+    expect(written).toEqual([true, true, false, false, false]);
+  });
+});
+
+describe('shared receive queue (ibv_create_srq / ibv_post_srq_recv)', () => {
+  it('two QPs attached to one SRQ consume its receives in posting order; completions name the receiving QP; bytes land', async () => {
+    const c = await Cluster.create({ machines: 2 });
+    const got: { wcs: unknown[]; qpns: number[]; bytes: string[] } = { wcs: [], qpns: [], bytes: [] };
+    c.machines[0].spawn('client', async (sys) => {
+      for (let q = 0; q < 2; q++) {
+        const s = await rcSide(sys);
+        const buf = sys.alloc(4096, 4096);
+        sys.memory(buf, 16).set(new TextEncoder().encode(`from qp ${q} .....`).subarray(0, 16));
+        const mr = v.ibv_reg_mr(s.pd, buf, 4096, RW);
+        const peer = await exchange(c.oob, `a${q}`, `b${q}`, {
+          lid: s.lid,
+          qpn: s.qp.qp_num,
+          addr: 0,
+          rkey: 0,
+        });
+        rcConnect(s.qp, peer, RW);
+        await c.oob.recv(`b-ready${q}`);
+        v.ibv_post_send(s.qp, {
+          wr_id: q,
+          opcode: v.IBV_WR_SEND,
+          send_flags: v.IBV_SEND_SIGNALED,
+          sg_list: [{ addr: buf, length: 16, lkey: mr.lkey }],
+        });
+        expect((await v.ibv_poll_cq_wait(s.cq, 1))[0].status).toBe(v.IBV_WC_SUCCESS);
+      }
+      c.oob.send('a-done', 1);
+      return 0;
+    });
+    c.machines[1].spawn('server', async (sys) => {
+      const [dev] = v.ibv_get_device_list(sys);
+      const ctx = await v.ibv_open_device(sys, dev);
+      const pd = v.ibv_alloc_pd(ctx);
+      const cq = v.ibv_create_cq(ctx, 16);
+      const srq = v.ibv_create_srq(pd, { attr: { max_wr: 8, max_sge: 1 } });
+      const buf = sys.alloc(4 * 4096, 4096);
+      const mr = v.ibv_reg_mr(pd, buf, 4 * 4096, RW);
+      v.ibv_post_srq_recv(
+        srq,
+        [0, 1, 2, 3].map((i) => ({
+          wr_id: 100 + i,
+          sg_list: [{ addr: buf + i * 4096, length: 4096, lkey: mr.lkey }],
+        })),
+      );
+      const lid = v.ibv_query_port(ctx, 1).lid;
+      const qps: v.IbvQp[] = [];
+      for (let q = 0; q < 2; q++) {
+        const qp = v.ibv_create_qp(pd, {
+          send_cq: cq,
+          recv_cq: cq,
+          srq,
+          cap: { max_send_wr: 4, max_recv_wr: 4, max_send_sge: 1, max_recv_sge: 1 },
+          qp_type: v.IBV_QPT_RC,
+        });
+        qps.push(qp);
+        const peer = await exchange(c.oob, `b${q}`, `a${q}`, { lid, qpn: qp.qp_num, addr: 0, rkey: 0 });
+        rcConnect(qp, peer, RW);
+        c.oob.send(`b-ready${q}`, 1);
+      }
+      const wcs: v.IbvWc[] = [];
+      while (wcs.length < 2) wcs.push(...(await v.ibv_poll_cq_wait(cq, 4)));
+      got.wcs = wcs.map((w) => [w.wr_id, w.status, w.opcode, w.byte_len]);
+      got.qpns = wcs.map((w) => (w.qp_num === qps[0].qp_num ? 0 : w.qp_num === qps[1].qp_num ? 1 : -1));
+      got.bytes = [0, 1].map((i) => new TextDecoder().decode(sys.memory(buf + i * 4096, 9)));
+      await c.oob.recv('a-done');
+      return 0;
+    });
+    await c.run();
+    expect(got.wcs).toEqual([
+      [100, v.IBV_WC_SUCCESS, v.IBV_WC_RECV, 16],
+      [101, v.IBV_WC_SUCCESS, v.IBV_WC_RECV, 16],
+    ]);
+    expect(got.qpns).toEqual([0, 1]);
+    expect(got.bytes).toEqual(['from qp 0', 'from qp 1']);
+    expect(c.reports.filter((r) => r.type !== 'warn')).toEqual([]);
+  });
+
+  it('errors: post_recv on a QP with an SRQ is EINVAL, a full SRQ is ENOMEM, destroying an SRQ in use is EBUSY; exit destroys it', async () => {
+    const m = await Machine.create();
+    const errs: string[] = [];
+    const p = m.spawn('srq', async (sys) => {
+      const [dev] = v.ibv_get_device_list(sys);
+      const ctx = await v.ibv_open_device(sys, dev);
+      const pd = v.ibv_alloc_pd(ctx);
+      const cq = v.ibv_create_cq(ctx, 4);
+      const trap = (f: () => void) => {
+        try {
+          f();
+          errs.push('ok');
+        } catch (e) {
+          errs.push((e as { code: string }).code);
+        }
+      };
+      trap(() => v.ibv_create_srq(pd, { attr: { max_wr: 0, max_sge: 1 } }));
+      const srq = v.ibv_create_srq(pd, { attr: { max_wr: 2, max_sge: 1 } });
+      const qp = v.ibv_create_qp(pd, {
+        send_cq: cq,
+        recv_cq: cq,
+        srq,
+        cap: { max_send_wr: 1, max_recv_wr: 1, max_send_sge: 1, max_recv_sge: 1 },
+        qp_type: v.IBV_QPT_RC,
+      });
+      rcConnect(qp, { lid: 0, qpn: qp.qp_num });
+      trap(() => v.ibv_post_recv(qp, { wr_id: 1, sg_list: [] }));
+      trap(() =>
+        v.ibv_post_srq_recv(srq, [
+          { wr_id: 1, sg_list: [] },
+          { wr_id: 2, sg_list: [] },
+        ]),
+      );
+      trap(() => v.ibv_post_srq_recv(srq, { wr_id: 3, sg_list: [] }));
+      trap(() => v.ibv_destroy_srq(srq));
+      trap(() => v.ibv_dealloc_pd(pd));
+      return 0; // exit: the QP, then the SRQ, then the PD go
+    });
+    await m.run();
+    expect(p.exitCode, String(p.error)).toBe(0);
+    expect(errs).toEqual(['EINVAL', 'EINVAL', 'ok', 'ENOMEM', 'EBUSY', 'EBUSY']);
+    const d = ibDevices(m.kernel)[0];
+    expect(d.contexts.size).toBe(0);
+    expect(d.qps.size).toBe(0);
+    expect(m.reports.filter((r) => r.type === 'leak' || r.type === 'violation')).toEqual([]);
+  });
+});
+
+describe("PCIe legs share the machine's PCIe links", () => {
+  /** RDMA WRITE of host memory on gaudi-hls, with or without the accelerator under the same switch copying host memory at the same time. */
+  async function writeWithNeighbour(busy: boolean) {
+    const c = await Cluster.create({
+      machines: [{ topology: 'gaudi-hls' }, { topology: 'gaudi-hls' }],
+      linkGbps: 200,
+    });
+    const len = 32 * 1024 * 1024;
+    let ns = 0;
+    c.machines[0].spawn('client', async (sys) => {
+      const s = await rcSide(sys);
+      const buf = sys.alloc(len, 4096);
+      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
+      const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
+      rcConnect(s.qp, peer, RW);
+      await c.oob.recv('b-ready');
+      let fence = -1;
+      let hl: HlDevice | null = null;
+      if (busy) {
+        hl = await HlDevice.open(sys, 0);
+        const va = await hl.map(await hl.alloc(len));
+        fence = await hl.dmaJob({ op: HL_MODEL_DMA_HOST_TO_DEVICE, dst: va, src: buf, size: len });
+      }
+      const t0 = sys.now();
+      v.ibv_post_send(s.qp, {
+        wr_id: 1,
+        opcode: v.IBV_WR_RDMA_WRITE,
+        send_flags: v.IBV_SEND_SIGNALED,
+        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
+        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
+      });
+      expect((await v.ibv_poll_cq_wait(s.cq, 1))[0].status).toBe(v.IBV_WC_SUCCESS);
+      ns = Number(sys.now() - t0);
+      if (hl) expect(await hl.waitFence(fence)).toBe(1);
+      c.oob.send('a-done', 1);
+      return 0;
+    });
+    c.machines[1].spawn('server', async (sys) => {
+      const s = await rcSide(sys);
+      const buf = sys.alloc(len, 4096);
+      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
+      const peer = await exchange(c.oob, 'b', 'a', {
+        lid: s.lid,
+        qpn: s.qp.qp_num,
+        addr: buf,
+        rkey: mr.rkey,
+      });
+      rcConnect(s.qp, peer, RW);
+      c.oob.send('b-ready', 1);
+      await c.oob.recv('a-done');
+      return 0;
+    });
+    const r = await c.run();
+    expect(r.status).toBe('completed');
+    return ns;
+  }
+
+  it('an RDMA WRITE of host memory slows down while the accelerator under the same switch copies host memory', async () => {
+    const len = 32 * 1024 * 1024;
+    const alone = await writeWithNeighbour(false);
+    const shared = await writeWithNeighbour(true);
+    // Alone: about 0.92 x the 200 Gb/s line rate.
+    expect(Math.abs((len * 8) / alone / (200 * 0.92) - 1)).toBeLessThan(0.1);
+    // Both DMA streams cross the switch's Gen4 x16 uplink, which cannot carry two of them at full rate.
+    expect(shared / alone).toBeGreaterThan(1.5);
   });
 });

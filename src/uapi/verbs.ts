@@ -16,6 +16,7 @@ import {
   type IbMr,
   type IbPd,
   type IbQp,
+  type IbSrq,
   type IbUcontext,
   type IbWc,
   ibDevices,
@@ -25,15 +26,18 @@ import {
   ibAllocPd,
   ibCreateCq,
   ibCreateQp,
+  ibCreateSrq,
   ibDeallocPd,
   ibDeregMr,
   ibDestroyCq,
   ibDestroyQp,
+  ibDestroySrq,
   ibDevicePort,
   ibModifyQp,
   ibPollCq,
   ibPostRecv,
   ibPostSend,
+  ibPostSrqRecv,
   ibRegUserMr,
   ibRegUserMrDmabuf,
 } from '../drivers/rdma/rdma-nic.ts';
@@ -70,6 +74,10 @@ export const IBV_WR_SEND = 2;
 export const IBV_WR_SEND_WITH_IMM = 3;
 /** IBV_WR_RDMA_READ. */
 export const IBV_WR_RDMA_READ = 4;
+/** IBV_WR_ATOMIC_CMP_AND_SWP: 8 bytes at an 8-byte aligned remote address; the old value lands in the SGE. */
+export const IBV_WR_ATOMIC_CMP_AND_SWP = 5;
+/** IBV_WR_ATOMIC_FETCH_AND_ADD: 8 bytes at an 8-byte aligned remote address; the old value lands in the SGE. */
+export const IBV_WR_ATOMIC_FETCH_AND_ADD = 6;
 
 /** IBV_SEND_FENCE. */
 export const IBV_SEND_FENCE = 1;
@@ -100,6 +108,8 @@ export const IBV_WC_REM_ACCESS_ERR = 10;
 export const IBV_WC_REM_OP_ERR = 11;
 /** IBV_WC_RETRY_EXC_ERR. */
 export const IBV_WC_RETRY_EXC_ERR = 12;
+/** IBV_WC_RNR_RETRY_EXC_ERR. */
+export const IBV_WC_RNR_RETRY_EXC_ERR = 13;
 /** IBV_WC_GENERAL_ERR. */
 export const IBV_WC_GENERAL_ERR = 21;
 
@@ -109,6 +119,10 @@ export const IBV_WC_SEND = 0;
 export const IBV_WC_RDMA_WRITE = 1;
 /** IBV_WC_RDMA_READ. */
 export const IBV_WC_RDMA_READ = 2;
+/** IBV_WC_COMP_SWAP. */
+export const IBV_WC_COMP_SWAP = 3;
+/** IBV_WC_FETCH_ADD. */
+export const IBV_WC_FETCH_ADD = 4;
 /** IBV_WC_RECV. */
 export const IBV_WC_RECV = 128;
 /** IBV_WC_RECV_RDMA_WITH_IMM. */
@@ -286,6 +300,28 @@ export interface IbvQpInitAttr {
   qp_type: number;
   /** Signal every send WR. */
   sq_sig_all?: number | boolean;
+  /** Take receives from this shared receive queue. */
+  srq?: IbvSrq;
+}
+
+/** SRQ attributes (struct ibv_srq_attr). */
+export interface IbvSrqAttr {
+  /** Receive WRs it holds. */
+  max_wr: number;
+  /** SGEs per receive WR. */
+  max_sge: number;
+  /** Limit for the SRQ-limit event (not modelled: 0). */
+  srq_limit?: number;
+}
+
+/** A shared receive queue (struct ibv_srq). */
+export interface IbvSrq {
+  /** The context. */
+  readonly context: IbvContext;
+  /** The PD. */
+  readonly pd: IbvPd;
+  /** @internal */
+  readonly srq: IbSrq;
 }
 
 /** A queue pair (struct ibv_qp). */
@@ -366,8 +402,11 @@ export interface IbvSendWr {
   send_flags?: number;
   /** Buffers. */
   sg_list: IbvSge[];
-  /** RDMA target (`wr.rdma`). */
-  wr?: { rdma?: { remote_addr: number; rkey: number } };
+  /** RDMA target (`wr.rdma`) or atomic operation (`wr.atomic`). */
+  wr?: {
+    rdma?: { remote_addr: number; rkey: number };
+    atomic?: { remote_addr: number; compare_add: bigint | number; swap?: bigint | number; rkey: number };
+  };
   /** Immediate data. */
   imm_data?: number;
 }
@@ -528,6 +567,31 @@ export function ibv_destroy_cq(cq: IbvCq): void {
   checkErrno(ibDestroyCq(cq.cq), 'ibv_destroy_cq');
 }
 
+/** ibv_create_srq(): a shared receive queue in `pd`; EINVAL for 0 or too many WRs or SGEs. */
+export function ibv_create_srq(pd: IbvPd, init: { attr: IbvSrqAttr }): IbvSrq {
+  live(pd.context, 'ibv_create_srq');
+  const srq = ibCreateSrq(pd.pd, { maxWr: init.attr.max_wr, maxSge: init.attr.max_sge });
+  if (typeof srq === 'number') throw new ErrnoError(srq, 'ibv_create_srq');
+  return { context: pd.context, pd, srq };
+}
+
+/** ibv_post_srq_recv(): ENOMEM when the SRQ is full, EINVAL for too many SGEs. */
+export function ibv_post_srq_recv(srq: IbvSrq, wr: IbvRecvWr | IbvRecvWr[]): void {
+  const list = Array.isArray(wr) ? wr : [wr];
+  const bad = { index: -1 };
+  const r = ibPostSrqRecv(
+    srq.srq,
+    list.map((w) => ({ wrId: w.wr_id, sgList: w.sg_list })),
+    bad,
+  );
+  checkErrno(r, `ibv_post_srq_recv (bad_wr ${bad.index})`);
+}
+
+/** ibv_destroy_srq(): EBUSY while a QP uses it. */
+export function ibv_destroy_srq(srq: IbvSrq): void {
+  checkErrno(ibDestroySrq(srq.srq), 'ibv_destroy_srq');
+}
+
 /** ibv_create_qp(): an RC QP in RESET. */
 export function ibv_create_qp(pd: IbvPd, attr: IbvQpInitAttr): IbvQp {
   live(pd.context, 'ibv_create_qp');
@@ -542,6 +606,7 @@ export function ibv_create_qp(pd: IbvPd, attr: IbvQpInitAttr): IbvQp {
     },
     qpType: attr.qp_type,
     sqSigAll: !!attr.sq_sig_all,
+    srq: attr.srq?.srq ?? null,
   });
   if (typeof qp === 'number') throw new ErrnoError(qp, 'ibv_create_qp');
   return {
@@ -613,9 +678,11 @@ export function ibv_post_send(qp: IbvQp, wr: IbvSendWr | IbvSendWr[]): void {
       opcode: w.opcode,
       sendFlags: w.send_flags ?? 0,
       sgList: w.sg_list,
-      remoteAddr: w.wr?.rdma?.remote_addr,
-      rkey: w.wr?.rdma?.rkey,
+      remoteAddr: w.wr?.atomic?.remote_addr ?? w.wr?.rdma?.remote_addr,
+      rkey: w.wr?.atomic?.rkey ?? w.wr?.rdma?.rkey,
       immData: w.imm_data,
+      compareAdd: w.wr?.atomic ? BigInt.asUintN(64, BigInt(w.wr.atomic.compare_add)) : undefined,
+      swap: w.wr?.atomic ? BigInt.asUintN(64, BigInt(w.wr.atomic.swap ?? 0)) : undefined,
     })),
     bad,
   );

@@ -4,6 +4,7 @@
  * to RTS, as perftest's and rdma-core's tests/base.py do.
  */
 import type { OobChannel } from '../../src/fabric/oob.ts';
+import { ErrnoError } from '../../src/uapi/errno-error.ts';
 import type { Sys } from '../../src/uapi/sys.ts';
 import * as v from '../../src/uapi/verbs.ts';
 
@@ -39,8 +40,13 @@ export async function rcSide(sys: Sys, depth = 64): Promise<RcSide> {
   return { ctx, pd, cq, qp, lid: v.ibv_query_port(ctx, 1).lid };
 }
 
-/** RESET -> INIT -> RTR -> RTS towards `remote`. */
-export function rcConnect(qp: v.IbvQp, remote: { lid: number; qpn: number }, access = 0): void {
+/** RESET -> INIT -> RTR -> RTS towards `remote` (RNR: retry for ever, min_rnr_timer 12 unless given). */
+export function rcConnect(
+  qp: v.IbvQp,
+  remote: { lid: number; qpn: number },
+  access = 0,
+  rnr: { rnr_retry?: number; min_rnr_timer?: number } = {},
+): void {
   v.ibv_modify_qp(
     qp,
     { qp_state: v.IBV_QPS_INIT, pkey_index: 0, port_num: 1, qp_access_flags: access },
@@ -55,13 +61,20 @@ export function rcConnect(qp: v.IbvQp, remote: { lid: number; qpn: number }, acc
       dest_qp_num: remote.qpn,
       rq_psn: 0,
       max_dest_rd_atomic: 1,
-      min_rnr_timer: 12,
+      min_rnr_timer: rnr.min_rnr_timer ?? 12,
     },
     v.IBV_QP_RTR_MASK,
   );
   v.ibv_modify_qp(
     qp,
-    { qp_state: v.IBV_QPS_RTS, timeout: 14, retry_cnt: 7, rnr_retry: 7, sq_psn: 0, max_rd_atomic: 1 },
+    {
+      qp_state: v.IBV_QPS_RTS,
+      timeout: 14,
+      retry_cnt: 7,
+      rnr_retry: rnr.rnr_retry ?? 7,
+      sq_psn: 0,
+      max_rd_atomic: 1,
+    },
     v.IBV_QP_RTS_MASK,
   );
 }
@@ -81,4 +94,55 @@ export function pattern(len: number, seed: number): Uint8Array {
     b[i] = x >>> 24;
   }
   return b;
+}
+
+/**
+ * Every access combination rdma-core's tests/utils.py get_access_flags gives for dma-buf
+ * MRs (REMOTE_WRITE/ATOMIC only with LOCAL_WRITE), as test_dmabuf_reg_mr iterates them.
+ */
+export function dmabufAccessFlags(): number[] {
+  const out: number[] = [];
+  for (let m = 0; m < 32; m++) {
+    const f =
+      (m & 1 ? v.IBV_ACCESS_LOCAL_WRITE : 0) |
+      (m & 2 ? v.IBV_ACCESS_REMOTE_WRITE : 0) |
+      (m & 4 ? v.IBV_ACCESS_REMOTE_READ : 0) |
+      (m & 8 ? v.IBV_ACCESS_REMOTE_ATOMIC : 0) |
+      (m & 16 ? v.IBV_ACCESS_RELAXED_ORDERING : 0);
+    if (f & (v.IBV_ACCESS_REMOTE_WRITE | v.IBV_ACCESS_REMOTE_ATOMIC) && !(f & v.IBV_ACCESS_LOCAL_WRITE))
+      continue;
+    out.push(f);
+  }
+  return out;
+}
+
+/** The errno symbol a typed-wrapper call failed with, or 'ok'. */
+export async function errnoOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    if (e instanceof ErrnoError) return e.code;
+    throw e;
+  }
+}
+
+/** Writes `data` at user address `addr` one page at a time (device mappings are not one host buffer). */
+export function pokeUser(sys: Sys, addr: number, data: Uint8Array): void {
+  for (let o = 0; o < data.length; ) {
+    const n = Math.min(4096 - ((addr + o) % 4096), data.length - o);
+    sys.memory(addr + o, n).set(data.subarray(o, o + n));
+    o += n;
+  }
+}
+
+/** Reads `len` bytes at user address `addr` one page at a time. */
+export function peekUser(sys: Sys, addr: number, len: number): Buffer {
+  const out = Buffer.alloc(len);
+  for (let o = 0; o < len; ) {
+    const n = Math.min(4096 - ((addr + o) % 4096), len - o);
+    out.set(sys.memory(addr + o, n), o);
+    o += n;
+  }
+  return out;
 }

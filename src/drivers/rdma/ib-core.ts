@@ -40,10 +40,14 @@ export interface IbSendWr {
   sgList: IbSge[];
   /** Remote address (RDMA WRITE/READ). */
   remoteAddr?: number;
-  /** Remote key (RDMA WRITE/READ). */
+  /** Remote key (RDMA WRITE/READ, atomics). */
   rkey?: number;
   /** Immediate data. */
   immData?: number;
+  /** Atomics: the value to compare (CMP_AND_SWP) or to add (FETCH_AND_ADD). */
+  compareAdd?: bigint;
+  /** CMP_AND_SWP: the value written when the compare matches. */
+  swap?: bigint;
 }
 
 /** A receive work request (struct ib_recv_wr). */
@@ -148,6 +152,8 @@ export class IbUcontext {
   readonly cqs = new Set<IbCq>();
   /** QPs. */
   readonly qps = new Set<IbQp>();
+  /** Shared receive queues. */
+  readonly srqs = new Set<IbSrq>();
   /** Set once the file is released. */
   closed = false;
 
@@ -260,6 +266,36 @@ export interface IbSendEntry {
   wr: IbSendWr;
   /** Bytes moved. */
   bytes: number;
+  /** RNR NAKs received for this WR so far. */
+  rnrNaks?: number;
+  /** The HCA has started it (its request went or is going on the wire). */
+  issued?: boolean;
+  /** Its completion status once known (it completes when every older WR has). */
+  status?: number;
+}
+
+/** A shared receive queue (struct ib_srq): receive WRs that any QP attached to it consumes, in order. */
+export class IbSrq {
+  /** Receive WRs posted and not consumed. */
+  readonly rq: IbRecvWr[] = [];
+  /** Incoming SENDs of attached QPs waiting for a receive WR (requesters retrying for ever). */
+  readonly pendingIn: (() => void)[] = [];
+  /** QPs attached. */
+  usecnt = 0;
+  /** Set once destroyed. */
+  dead = false;
+
+  /** Use ib_create_srq. */
+  constructor(
+    /** The owning context. */
+    readonly uctx: IbUcontext,
+    /** Handle. */
+    readonly handle: number,
+    /** The PD. */
+    readonly pd: IbPd,
+    /** Capacities. */
+    readonly cap: { maxWr: number; maxSge: number },
+  ) {}
 }
 
 /** An RC queue pair (struct ib_qp). */
@@ -283,14 +319,20 @@ export class IbQp {
     retryCnt: 7,
     rnrRetry: 7,
   };
-  /** Send WRs posted and not completed, oldest first (the head may be in flight). */
+  /** Send WRs posted and not completed, oldest first (several may be in flight). */
   readonly sq: IbSendEntry[] = [];
-  /** The head of `sq` is on the wire. */
+  /**
+   * The WR holding the QP's transmit slot: its request is being sent (an RDMA WRITE's
+   * payload, a READ or atomic request), or a SEND waiting for its ACK or RNR NAK. The next
+   * WR starts when the slot frees; WRs before it may still wait for ACKs or responses.
+   */
   inflight: IbSendEntry | null = null;
   /** Receive WRs posted and not consumed. */
   readonly rq: IbRecvWr[] = [];
   /** Incoming SENDs waiting for a receive WR (the requester's RNR retries, unbounded). */
   readonly pendingIn: (() => void)[] = [];
+  /** The SRQ its receives come from (set at creation), or null for its own receive queue. */
+  srq: IbSrq | null = null;
   /** Set once destroyed. */
   dead = false;
 

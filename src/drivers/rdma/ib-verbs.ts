@@ -179,6 +179,10 @@ export const IB_WR_SEND = 2;
 export const IB_WR_SEND_WITH_IMM = 3;
 /** RDMA READ. */
 export const IB_WR_RDMA_READ = 4;
+/** Atomic compare and swap of 8 bytes (needs REMOTE_ATOMIC at the responder). */
+export const IB_WR_ATOMIC_CMP_AND_SWP = 5;
+/** Atomic fetch and add of 8 bytes (needs REMOTE_ATOMIC at the responder). */
+export const IB_WR_ATOMIC_FETCH_AND_ADD = 6;
 
 /** ib_send_flags: IB_SEND_FENCE. */
 export const IB_SEND_FENCE = 1;
@@ -209,6 +213,8 @@ export const IB_WC_REM_ACCESS_ERR = 10;
 export const IB_WC_REM_OP_ERR = 11;
 /** Transport retry counter exceeded (no route to the peer). */
 export const IB_WC_RETRY_EXC_ERR = 12;
+/** RNR retry counter exceeded: the responder had no receive posted for every try. */
+export const IB_WC_RNR_RETRY_EXC_ERR = 13;
 /** General error. */
 export const IB_WC_GENERAL_ERR = 21;
 
@@ -218,6 +224,31 @@ export const IB_WC_SEND = 0;
 export const IB_WC_RDMA_WRITE = 1;
 /** RDMA read. */
 export const IB_WC_RDMA_READ = 2;
+/** Atomic compare and swap. */
+export const IB_WC_COMP_SWAP = 3;
+/** Atomic fetch and add. */
+export const IB_WC_FETCH_ADD = 4;
+
+/** Bytes an atomic operation reads and writes. */
+export const IB_ATOMIC_SIZE = 8;
+
+/** IB_QP_RNR_RETRY value 7: retry for ever (IBTA vol. 1 9.7.5.2.8). */
+export const IB_RNR_RETRY_INFINITE = 7;
+
+/**
+ * The RNR NAK timer encodings of IB_QP_MIN_RNR_TIMER (enum ib_rnr_timeout in
+ * include/rdma/ib_verbs.h, IBTA vol. 1 table 45), in microseconds: code 0 is 655.36 ms,
+ * codes 1..31 run from 0.01 ms to 491.52 ms.
+ */
+const RNR_TIMER_US = [
+  655360, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960, 1280, 1920, 2560, 3840, 5120, 7680,
+  10240, 15360, 20480, 30720, 40960, 61440, 81920, 122880, 163840, 245760, 327680, 491520,
+];
+
+/** The delay, in ns, that a responder's min_rnr_timer code asks a requester to wait before retrying. */
+export function ibRnrTimerNs(code: number): number {
+  return (RNR_TIMER_US[code & 31] ?? RNR_TIMER_US[0]) * 1000;
+}
 /** Receive. */
 export const IB_WC_RECV = 1 << 7;
 /** Receive of an RDMA write with immediate. */

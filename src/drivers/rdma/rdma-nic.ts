@@ -12,20 +12,28 @@
  * reservation lock; mlx5_ib_dmabuf_invalidate_cb: return if not mapped, zap the MTT,
  * unmap), drivers/infiniband/hw/mlx5/odp.c (pagefault_dmabuf_mr: lock, map, unlock on
  * the next access), drivers/infiniband/hw/efa/efa_verbs.c (HCAs without ODP use
- * ib_umem_dmabuf_get_pinned). RC transport semantics (IBTA vol. 1 ch. 9-10): one
- * outstanding WR per QP at a time in this model (completions stay in order), a NAK for
+ * ib_umem_dmabuf_get_pinned). RC transport semantics (IBTA vol. 1 ch. 9-10): WRs of a
+ * QP pipeline — the next one starts when the previous one's request has been sent (a
+ * SEND: when it is ACKed), READs and atomics up to max_rd_atomic outstanding — and
+ * complete in order; a NAK for
  * an rkey/range/rights violation moves both QPs to ERR and completes the requester's WR
  * with IB_WC_REM_ACCESS_ERR, a QP entering ERR completes every posted WR with
- * IB_WC_WR_FLUSH_ERR, posting to an ERR QP flushes at once, an incoming SEND with no
- * receive posted waits (RNR retry, unbounded here).
+ * IB_WC_WR_FLUSH_ERR, posting to an ERR QP flushes at once. An incoming SEND with no
+ * receive posted gets an RNR NAK carrying the responder's min_rnr_timer; the requester
+ * sends again when that timer has run out, and after `rnr_retry` NAKs completes the WR
+ * with IB_WC_RNR_RETRY_EXC_ERR (rnr_retry 7 retries for ever: the SEND then lands as
+ * soon as a receive is posted). Atomics (CMP_AND_SWP, FETCH_AND_ADD) work on 8 bytes at
+ * an 8-byte aligned address of an MR with REMOTE_ATOMIC (IBTA vol. 1 9.4.5).
  *
  * The engine runs in a kernel thread per HCA (as mlx5's page-fault work runs in a
  * workqueue), so an access to an invalidated dma-buf MR can take the reservation lock
  * and re-map. Data crosses the fabric as one flow per message (src/fabric/switch.ts).
- * The PCIe legs (memory -> sending NIC, receiving NIC -> memory) cap the message's rate
- * and add their latency: each is the machine's analytic path (`predictTransfer`) from
- * where the MR's first DMA segment decodes (a peer's BAR or host memory) to the NIC.
- * They do not share capacity with other PCIe traffic on the machines (a static cap).
+ * The PCIe legs (memory -> sending NIC, receiving NIC -> memory) run from where the MR's
+ * first DMA segment decodes (a peer's BAR or host memory) to the NIC. Each caps the
+ * network flow at its lone rate and adds its latency (`predictTransfer`), and each also
+ * runs as a flow on its machine's PCIe model at the same time, sharing PCIe links with the
+ * machine's other DMA: the message lands when the network flow and both legs are over.
+ * Shared receive queues (ib_create_srq) hand their receive WRs to any attached QP.
  */
 
 import type { FabricPort } from '../../fabric/link.ts';
@@ -40,8 +48,9 @@ import { iomemLookup } from '../../kernel/mm/iomem.ts';
 import { deviceSetupDma, dmaContextOf, dmaSetMaxSegSize } from '../../kernel/mm/iommu.ts';
 import type { MmStruct } from '../../kernel/mm/mmap.ts';
 import { PAGE_SIZE } from '../../kernel/mm/page.ts';
+import type { Flow } from '../../kernel/pci/flow.ts';
 import { PciDev } from '../../kernel/pci/pci.ts';
-import { pciRegisterDriver } from '../../kernel/pci/pci-driver.ts';
+import { pciBus, pciRegisterDriver } from '../../kernel/pci/pci-driver.ts';
 import type { Socket } from '../../kernel/pci/topology.ts';
 import { predictTransfer } from '../../kernel/pci/transfer.ts';
 import {
@@ -56,6 +65,7 @@ import {
   type IbSendEntry,
   type IbSendWr,
   type IbSge,
+  IbSrq,
   type IbUcontext,
   type IbWc,
   ibDevices,
@@ -63,8 +73,10 @@ import {
 import { ibUmemGet, ibUmemRelease, umemDmaCopy } from './ib-umem.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_REMOTE_ATOMIC,
   IB_ACCESS_REMOTE_READ,
   IB_ACCESS_REMOTE_WRITE,
+  IB_ATOMIC_SIZE,
   IB_DMABUF_MR_ACCESS_MASK,
   IB_QP_ACCESS_FLAGS,
   IB_QP_AV,
@@ -86,7 +98,10 @@ import {
   IB_QPS_RTR,
   IB_QPS_RTS,
   IB_QPT_RC,
+  IB_RNR_RETRY_INFINITE,
   IB_SEND_SIGNALED,
+  IB_WC_COMP_SWAP,
+  IB_WC_FETCH_ADD,
   IB_WC_LOC_LEN_ERR,
   IB_WC_LOC_PROT_ERR,
   IB_WC_RDMA_READ,
@@ -96,9 +111,12 @@ import {
   IB_WC_REM_INV_REQ_ERR,
   IB_WC_REM_OP_ERR,
   IB_WC_RETRY_EXC_ERR,
+  IB_WC_RNR_RETRY_EXC_ERR,
   IB_WC_SEND,
   IB_WC_SUCCESS,
   IB_WC_WR_FLUSH_ERR,
+  IB_WR_ATOMIC_CMP_AND_SWP,
+  IB_WR_ATOMIC_FETCH_AND_ADD,
   IB_WR_RDMA_READ,
   IB_WR_RDMA_WRITE,
   IB_WR_RDMA_WRITE_WITH_IMM,
@@ -107,6 +125,7 @@ import {
   type IbQpState,
   ibCheckMrAccess,
   ibModifyQpIsOk,
+  ibRnrTimerNs,
 } from './ib-verbs.ts';
 import {
   type IbUmemDmabuf,
@@ -358,6 +377,8 @@ export interface IbQpInitAttr {
   qpType: number;
   /** Every send WR completes (IB_SIGNAL_ALL_WR). */
   sqSigAll?: boolean;
+  /** Take receives from this SRQ instead of an own receive queue. */
+  srq?: IbSrq | null;
 }
 
 /** ib_create_qp(): RC only (-EOPNOTSUPP otherwise); -EINVAL for capacities beyond the device's. */
@@ -368,6 +389,7 @@ export function ibCreateQp(pd: IbPd, init: IbQpInitAttr): IbQp | number {
   if (c.maxSendWr > d.caps.maxQpWr || c.maxRecvWr > d.caps.maxQpWr) return -errno.EINVAL;
   if (c.maxSendSge > d.caps.maxSge || c.maxRecvSge > d.caps.maxSge) return -errno.EINVAL;
   if (init.sendCq.dead || init.recvCq.dead) return -errno.EINVAL;
+  if (init.srq && (init.srq.dead || init.srq.uctx !== pd.uctx)) return -errno.EINVAL;
   const qp = new IbQp(
     pd.uctx,
     d.nextHandle++,
@@ -381,6 +403,10 @@ export function ibCreateQp(pd: IbPd, init: IbQpInitAttr): IbQp | number {
   pd.usecnt++;
   init.sendCq.usecnt++;
   init.recvCq.usecnt++;
+  if (init.srq) {
+    qp.srq = init.srq;
+    init.srq.usecnt++;
+  }
   d.qps.set(qp.qpNum, qp);
   pd.uctx.qps.add(qp);
   return qp;
@@ -438,6 +464,49 @@ export function ibDestroyQp(qp: IbQp): number {
   qp.pd.usecnt--;
   qp.sendCq.usecnt--;
   qp.recvCq.usecnt--;
+  if (qp.srq) qp.srq.usecnt--;
+  return 0;
+}
+
+/** ib_create_srq(): -EINVAL for 0 or more WRs or SGEs than the device takes. */
+export function ibCreateSrq(pd: IbPd, cap: { maxWr: number; maxSge: number }): IbSrq | number {
+  const d = pd.uctx.device;
+  if (pd.dead) return -errno.EINVAL;
+  if (!(cap.maxWr >= 1) || cap.maxWr > d.caps.maxQpWr) return -errno.EINVAL;
+  if (!(cap.maxSge >= 1) || cap.maxSge > d.caps.maxSge) return -errno.EINVAL;
+  const srq = new IbSrq(pd.uctx, d.nextHandle++, pd, { maxWr: cap.maxWr, maxSge: cap.maxSge });
+  pd.usecnt++;
+  pd.uctx.srqs.add(srq);
+  return srq;
+}
+
+/** ib_destroy_srq(): -EBUSY while a QP is attached. */
+export function ibDestroySrq(srq: IbSrq): number {
+  if (srq.dead) return -errno.EINVAL;
+  if (srq.usecnt > 0) return -errno.EBUSY;
+  srq.dead = true;
+  srq.rq.length = 0;
+  srq.pendingIn.length = 0;
+  srq.pd.usecnt--;
+  srq.uctx.srqs.delete(srq);
+  return 0;
+}
+
+/** post_srq_recv(): queues receive WRs on the SRQ; -EINVAL (too many SGEs), -ENOMEM (full), index of the first not posted in `bad`. */
+export function ibPostSrqRecv(srq: IbSrq, wrs: IbRecvWr[], bad: { index: number } = { index: -1 }): number {
+  if (srq.dead) return -errno.EINVAL;
+  for (let i = 0; i < wrs.length; i++) {
+    const wr = wrs[i];
+    let r = 0;
+    if (wr.sgList.length > srq.cap.maxSge) r = -errno.EINVAL;
+    else if (srq.rq.length >= srq.cap.maxWr) r = -errno.ENOMEM;
+    if (r < 0) {
+      bad.index = i;
+      return r;
+    }
+    srq.rq.push({ wrId: wr.wrId, sgList: wr.sgList.map((s) => ({ ...s })) });
+  }
+  for (const w of srq.pendingIn.splice(0)) w();
   return 0;
 }
 
@@ -458,6 +527,8 @@ function wcOf(qp: IbQp, wrId: number | bigint, status: number, opcode: number, b
 
 function wcOpcode(op: number): number {
   if (op === IB_WR_RDMA_READ) return IB_WC_RDMA_READ;
+  if (op === IB_WR_ATOMIC_CMP_AND_SWP) return IB_WC_COMP_SWAP;
+  if (op === IB_WR_ATOMIC_FETCH_AND_ADD) return IB_WC_FETCH_ADD;
   if (op === IB_WR_RDMA_WRITE || op === IB_WR_RDMA_WRITE_WITH_IMM) return IB_WC_RDMA_WRITE;
   return IB_WC_SEND;
 }
@@ -468,6 +539,8 @@ const SUPPORTED_WR = new Set([
   IB_WR_SEND,
   IB_WR_SEND_WITH_IMM,
   IB_WR_RDMA_READ,
+  IB_WR_ATOMIC_CMP_AND_SWP,
+  IB_WR_ATOMIC_FETCH_AND_ADD,
 ]);
 
 /**
@@ -499,9 +572,16 @@ export function ibPostSend(qp: IbQp, wrs: IbSendWr[], bad: { index: number } = {
   return 0;
 }
 
-/** post_recv(): queues receive WRs; -EINVAL in RESET, flushes at once in ERR, -ENOMEM when full. */
+/**
+ * post_recv(): queues receive WRs; -EINVAL in RESET or on a QP attached to an SRQ
+ * (receives go to the SRQ), flushes at once in ERR, -ENOMEM when full.
+ */
 export function ibPostRecv(qp: IbQp, wrs: IbRecvWr[], bad: { index: number } = { index: -1 }): number {
   if (qp.dead) return -errno.EINVAL;
+  if (qp.srq && wrs.length > 0) {
+    bad.index = 0;
+    return -errno.EINVAL;
+  }
   const d = qp.uctx.device;
   for (let i = 0; i < wrs.length; i++) {
     const wr = wrs[i];
@@ -527,7 +607,7 @@ export function ibPostRecv(qp: IbQp, wrs: IbRecvWr[], bad: { index: number } = {
 // ------------------------------------------------------------------ data path
 
 /** How an MR is being touched. */
-type Use = 'local-read' | 'local-write' | 'remote-read' | 'remote-write';
+type Use = 'local-read' | 'local-write' | 'remote-read' | 'remote-write' | 'atomic-read' | 'atomic-write';
 
 /**
  * The HCA touches `len` bytes at `addr` of the MR with key `key`, in PD `pd`: checks the
@@ -555,7 +635,9 @@ async function mrAccess(
         ? IB_ACCESS_REMOTE_WRITE
         : use === 'remote-read'
           ? IB_ACCESS_REMOTE_READ
-          : 0;
+          : use === 'atomic-read' || use === 'atomic-write'
+            ? IB_ACCESS_REMOTE_ATOMIC
+            : 0;
   if ((mr.access & need) !== need) return -errno.EACCES;
   if (len === 0) return 0;
   const umem = mr.umem;
@@ -566,7 +648,7 @@ async function mrAccess(
     dmaResvUnlock(u.dmabuf.resv);
     if (r < 0) return r;
   }
-  const write = use === 'local-write' || use === 'remote-write';
+  const write = use === 'local-write' || use === 'remote-write' || use === 'atomic-write';
   return umemDmaCopy(umem, addr - mr.iova, buf, bufOff, len, write);
 }
 
@@ -594,25 +676,67 @@ async function scatter(qp: IbQp, sges: IbSge[], data: Uint8Array): Promise<numbe
   return 0;
 }
 
+/** Whether `e` is still waiting for its completion on `qp` (not flushed, destroyed or completed). */
+function live(qp: IbQp, e: IbSendEntry): boolean {
+  return !qp.dead && e.status === undefined && qp.sq.includes(e);
+}
+
+/** READs and atomics: the responder keeps state for them (max_rd_atomic bounds how many are outstanding). */
+function readLike(op: number): boolean {
+  return op === IB_WR_RDMA_READ || op === IB_WR_ATOMIC_CMP_AND_SWP || op === IB_WR_ATOMIC_FETCH_AND_ADD;
+}
+
+/**
+ * Starts the oldest WR not started yet when the transmit slot is free. WRs pipeline: an
+ * RDMA WRITE frees the slot when its payload has landed, a READ or atomic when its
+ * request has (at most max_rd_atomic of them outstanding, at least one), a SEND only at
+ * its ACK (an RNR NAK makes it go again before anything after it). Nothing new starts
+ * once a WR has failed.
+ */
 function kick(qp: IbQp): void {
-  if (qp.dead || qp.inflight || qp.sq.length === 0 || qp.state !== IB_QPS_RTS) return;
-  const e = qp.sq[0];
+  if (qp.dead || qp.inflight || qp.state !== IB_QPS_RTS) return;
+  if (qp.sq.some((x) => x.status !== undefined && x.status !== IB_WC_SUCCESS)) return;
+  const e = qp.sq.find((x) => !x.issued);
+  if (!e) return;
+  if (readLike(e.wr.opcode)) {
+    const outstanding = qp.sq.filter(
+      (x) => x.issued && x.status === undefined && readLike(x.wr.opcode),
+    ).length;
+    if (outstanding >= Math.max(1, qp.attr.maxRdAtomic)) return;
+  }
+  e.issued = true;
   qp.inflight = e;
   queueWork(qp.uctx.device, () => execSend(qp, e));
 }
 
-function finishSend(qp: IbQp, e: IbSendEntry, status: number): void {
-  if (qp.dead || qp.inflight !== e) return;
-  const d = qp.uctx.device;
-  qp.sq.shift();
+/** The request of `e` has left the QP: the transmit slot frees for the next WR. */
+function sent(qp: IbQp, e: IbSendEntry): void {
+  if (qp.inflight !== e) return;
   qp.inflight = null;
-  if (status !== IB_WC_SUCCESS) {
-    pushCqe(d, qp.sendCq, wcOf(qp, e.wr.wrId, status, wcOpcode(e.wr.opcode), 0));
-    qpError(qp);
-    return;
-  }
-  if (qp.sqSigAll || e.wr.sendFlags & IB_SEND_SIGNALED) {
-    pushCqe(d, qp.sendCq, wcOf(qp, e.wr.wrId, IB_WC_SUCCESS, wcOpcode(e.wr.opcode), e.bytes));
+  kick(qp);
+}
+
+/**
+ * `e` got its ACK, response or error: record it, then complete every WR at the head of
+ * the send queue whose status is known, in order (an error completes its WR and moves
+ * the QP to ERR, flushing the rest).
+ */
+function finishSend(qp: IbQp, e: IbSendEntry, status: number): void {
+  if (!live(qp, e)) return;
+  const d = qp.uctx.device;
+  e.status = status;
+  if (qp.inflight === e) qp.inflight = null;
+  while (qp.sq.length > 0 && qp.sq[0].status !== undefined) {
+    const h = qp.sq.shift()!;
+    const st = h.status ?? IB_WC_SUCCESS;
+    if (st !== IB_WC_SUCCESS) {
+      pushCqe(d, qp.sendCq, wcOf(qp, h.wr.wrId, st, wcOpcode(h.wr.opcode), 0));
+      qpError(qp);
+      return;
+    }
+    if (qp.sqSigAll || h.wr.sendFlags & IB_SEND_SIGNALED) {
+      pushCqe(d, qp.sendCq, wcOf(qp, h.wr.wrId, IB_WC_SUCCESS, wcOpcode(h.wr.opcode), h.bytes));
+    }
   }
   kick(qp);
 }
@@ -678,13 +802,53 @@ function wire(
 ): void {
   const a = legs.src && bytes > 0 ? ibPcieLeg(legs.src.d, legs.src.mr, true) : null;
   const b = legs.dst && bytes > 0 ? ibPcieLeg(legs.dst.d, legs.dst.mr, false) : null;
+  // The message lands once the network flow and both PCIe leg flows are over.
+  let pending = 1;
+  const arrived = () => {
+    if (--pending === 0) queueWork(todev, then);
+  };
+  for (const [leg, nicReads] of [
+    [legs.src, true],
+    [legs.dst, false],
+  ] as const) {
+    if (!leg || bytes === 0) continue;
+    const f = pcieLegFlow(leg.d, leg.mr, nicReads, bytes, label, arrived);
+    if (f) pending++;
+  }
   from.fabric!.send(from, to, {
     bytes,
     label,
     owner: todev.kernel,
     maxRateGBps: Math.min(a?.rateGBps ?? Number.POSITIVE_INFINITY, b?.rateGBps ?? Number.POSITIVE_INFINITY),
     extraLatencyNs: (a?.latencyNs ?? 0) + (b?.latencyNs ?? 0),
-    onLand: () => queueWork(todev, then),
+    onLand: arrived,
+  });
+}
+
+/**
+ * One PCIe leg of a message as a flow on its machine's PCIe model (memory or a peer's
+ * BAR -> NIC when the NIC reads, NIC -> memory when it writes), so it shares PCIe links
+ * with the machine's other DMA; `done` runs when it is over (done or failed). Null when
+ * the NIC is not on a PCIe topology.
+ */
+function pcieLegFlow(
+  d: IbDevice,
+  mr: IbMr | undefined,
+  nicReads: boolean,
+  bytes: number,
+  label: string,
+  done: () => void,
+): Flow | null {
+  const end = mrPcieEnd(d, mr);
+  const bus = pciBus(d.kernel);
+  if (!end || !d.pdev || !bus) return null;
+  return bus.transfers.start({
+    src: nicReads ? end : d.pdev,
+    dst: nicReads ? d.pdev : end,
+    bytes,
+    initiator: nicReads ? 'dst' : 'src',
+    label: `${d.name} PCIe leg of ${label}`,
+    onComplete: () => d.kernel.engine.runIn(d.kernel.engine.irqContextFor(d.kernel), done),
   });
 }
 
@@ -693,7 +857,7 @@ function mrByKey(d: IbDevice, key: number | undefined): IbMr | undefined {
 }
 
 async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
-  if (qp.dead || qp.inflight !== e || qp.state !== IB_QPS_RTS) return;
+  if (!live(qp, e) || qp.inflight !== e || qp.state !== IB_QPS_RTS) return;
   const wr = e.wr;
   const rt = route(qp);
   if (!rt) {
@@ -711,6 +875,7 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
     const len = wr.sgList.reduce((s, g) => s + g.length, 0);
     e.bytes = len;
     wire(port, rport, rdev, 0, `${d.name} READ request ${len} B`, async () => {
+      sent(qp, e);
       const rqp = responderQp(rdev, destQpn);
       if (!rqp) {
         ack(IB_WC_RETRY_EXC_ERR); // dropped: the requester's retries run out
@@ -732,13 +897,17 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
         len,
         `${rdev.name} READ response ${len} B`,
         async () => {
-          if (qp.dead || qp.inflight !== e) return;
+          if (!live(qp, e)) return;
           const r = await scatter(qp, wr.sgList, data);
           finishSend(qp, e, r < 0 ? IB_WC_LOC_PROT_ERR : IB_WC_SUCCESS);
         },
         { src: { d: rdev, mr: mrByKey(rdev, wr.rkey) }, dst: { d, mr: mrByKey(d, wr.sgList[0]?.lkey) } },
       );
     });
+    return;
+  }
+  if (wr.opcode === IB_WR_ATOMIC_CMP_AND_SWP || wr.opcode === IB_WR_ATOMIC_FETCH_AND_ADD) {
+    execAtomic(qp, e, rt);
     return;
   }
   const data = await gather(qp, wr.sgList);
@@ -755,6 +924,7 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
     data.length,
     `${d.name} ${isWrite ? 'RDMA WRITE' : 'SEND'} ${data.length} B`,
     async () => {
+      if (isWrite) sent(qp, e);
       const rqp = responderQp(rdev, destQpn);
       if (!rqp) {
         ack(IB_WC_RETRY_EXC_ERR);
@@ -783,9 +953,16 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
       }
       const deliver = async (): Promise<void> => {
         if (rqp.dead || rqp.state === IB_QPS_ERR) return;
-        const rwr = rqp.rq.shift();
+        const rwr = rqp.srq ? rqp.srq.rq.shift() : rqp.rq.shift();
         if (!rwr) {
-          rqp.pendingIn.push(() => queueWork(rdev, deliver));
+          if (qp.attr.rnrRetry === IB_RNR_RETRY_INFINITE) {
+            // The requester retries for ever: deliver as soon as a receive is posted.
+            (rqp.srq ?? rqp).pendingIn.push(() => queueWork(rdev, deliver));
+            return;
+          }
+          // Receiver Not Ready: an RNR NAK carrying the responder's min_rnr_timer.
+          const delay = ibRnrTimerNs(rqp.attr.minRnrTimer);
+          wire(rport, port, d, 0, `${rdev.name} RNR NAK qp ${qp.qpNum}`, () => rnrNak(qp, e, delay));
           return;
         }
         const cap = rwr.sgList.reduce((s, g) => s + g.length, 0);
@@ -814,6 +991,89 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
       dst: { d: rdev, mr: isWrite ? mrByKey(rdev, wr.rkey) : undefined },
     },
   );
+}
+
+/**
+ * The requester got an RNR NAK for `e`: after `rnr_retry` NAKs the WR completes with
+ * IB_WC_RNR_RETRY_EXC_ERR (and the QP goes to ERR); before that it is sent again once
+ * the responder's RNR timer has run out.
+ */
+function rnrNak(qp: IbQp, e: IbSendEntry, delayNs: number): void {
+  if (!live(qp, e) || qp.inflight !== e) return;
+  e.rnrNaks = (e.rnrNaks ?? 0) + 1;
+  if (e.rnrNaks > qp.attr.rnrRetry) {
+    finishSend(qp, e, IB_WC_RNR_RETRY_EXC_ERR);
+    return;
+  }
+  const d = qp.uctx.device;
+  d.kernel.engine.after(delayNs, () => queueWork(d, () => execSend(qp, e)));
+}
+
+/**
+ * An atomic WR (IBTA vol. 1 9.4.5): 8 bytes at an 8-byte aligned remote address of an MR
+ * with REMOTE_ATOMIC, on a QP whose access flags allow it; the responder reads the old
+ * value, writes the new one in the same HCA step, and returns the old value, which lands
+ * in the requester's single 8-byte SGE. A misaligned address is an invalid request, a
+ * missing right a remote access error; a local SGE other than 8 bytes a local length error.
+ */
+function execAtomic(qp: IbQp, e: IbSendEntry, rt: Route): void {
+  const wr = e.wr;
+  const { port, rport, rdev } = rt;
+  const d = qp.uctx.device;
+  const ack = (status: number) =>
+    wire(rport, port, d, 0, `${rdev.name} NAK qp ${qp.qpNum}`, () => finishSend(qp, e, status));
+  const local = wr.sgList.reduce((s, g) => s + g.length, 0);
+  if (local !== IB_ATOMIC_SIZE) {
+    finishSend(qp, e, IB_WC_LOC_LEN_ERR);
+    return;
+  }
+  e.bytes = IB_ATOMIC_SIZE;
+  const destQpn = qp.attr.destQpNum;
+  const raddr = wr.remoteAddr ?? 0;
+  const rkey = wr.rkey ?? 0;
+  const name = wr.opcode === IB_WR_ATOMIC_CMP_AND_SWP ? 'CMP_AND_SWP' : 'FETCH_AND_ADD';
+  wire(port, rport, rdev, 0, `${d.name} ATOMIC ${name} request`, async () => {
+    sent(qp, e);
+    const rqp = responderQp(rdev, destQpn);
+    if (!rqp) {
+      ack(IB_WC_RETRY_EXC_ERR);
+      return;
+    }
+    if (raddr % IB_ATOMIC_SIZE !== 0) {
+      qpError(rqp);
+      ack(IB_WC_REM_INV_REQ_ERR);
+      return;
+    }
+    const old = new Uint8Array(IB_ATOMIC_SIZE);
+    const ok =
+      rqp.attr.qpAccessFlags & IB_ACCESS_REMOTE_ATOMIC &&
+      (await mrAccess(rdev, rqp.pd, rkey, raddr, old, 0, IB_ATOMIC_SIZE, 'atomic-read')) === 0;
+    if (!ok) {
+      qpError(rqp);
+      ack(IB_WC_REM_ACCESS_ERR);
+      return;
+    }
+    const oldValue = new DataView(old.buffer).getBigUint64(0, true);
+    const cmpAdd = wr.compareAdd ?? 0n;
+    const next =
+      wr.opcode === IB_WR_ATOMIC_FETCH_AND_ADD
+        ? BigInt.asUintN(64, oldValue + cmpAdd)
+        : oldValue === cmpAdd
+          ? (wr.swap ?? 0n)
+          : oldValue;
+    const nb = new Uint8Array(IB_ATOMIC_SIZE);
+    new DataView(nb.buffer).setBigUint64(0, next, true);
+    if ((await mrAccess(rdev, rqp.pd, rkey, raddr, nb, 0, IB_ATOMIC_SIZE, 'atomic-write')) !== 0) {
+      qpError(rqp);
+      ack(IB_WC_REM_ACCESS_ERR);
+      return;
+    }
+    wire(rport, port, d, IB_ATOMIC_SIZE, `${rdev.name} ATOMIC ${name} response`, async () => {
+      if (!live(qp, e)) return;
+      const r = await scatter(qp, wr.sgList, old);
+      finishSend(qp, e, r < 0 ? IB_WC_LOC_PROT_ERR : IB_WC_SUCCESS);
+    });
+  });
 }
 
 function responderQp(rdev: IbDevice, qpn: number): IbQp | null {

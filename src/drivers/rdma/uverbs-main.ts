@@ -15,7 +15,7 @@ import { fdget } from '../../kernel/fdtable.ts';
 import type { File, FileOperations, Inode } from '../../kernel/file.ts';
 import { registerDevice } from '../../kernel/vfs.ts';
 import { type IbDevice, IbUcontext } from './ib-core.ts';
-import { ibDeallocPd, ibDeregMr, ibDestroyCq, ibDestroyQp } from './rdma-nic.ts';
+import { ibDeallocPd, ibDeregMr, ibDestroyCq, ibDestroyQp, ibDestroySrq } from './rdma-nic.ts';
 
 /** Major number of the uverbs char devices (IB_UVERBS_MAJOR). */
 export const IB_UVERBS_MAJOR = 231;
@@ -32,6 +32,7 @@ export async function uverbsDestroyUfileHw(uctx: IbUcontext): Promise<void> {
   if (uctx.closed) return;
   uctx.closed = true;
   for (const qp of [...uctx.qps]) ibDestroyQp(qp);
+  for (const srq of [...uctx.srqs]) ibDestroySrq(srq);
   for (const mr of [...uctx.mrs]) await ibDeregMr(mr);
   for (const cq of [...uctx.cqs]) ibDestroyCq(cq);
   for (const pd of [...uctx.pds]) ibDeallocPd(pd);

@@ -16,10 +16,23 @@ import { buildTopology, PCI_VENDOR, type Topology } from './topology.ts';
 import type { TransferParamsOverride } from './transfer-params.ts';
 
 /** The preset names. */
-export type PresetName = 'workstation' | 'gaudi-hls' | 'dgx-like' | 'vm';
+export type PresetName =
+  | 'workstation'
+  | 'gaudi-hls'
+  | 'gaudi-hls-gen5'
+  | 'dgx-like'
+  | 'vm'
+  | 'gpu-workstation';
 
 /** Every preset, in listing order. */
-export const PRESET_NAMES: readonly PresetName[] = ['workstation', 'gaudi-hls', 'dgx-like', 'vm'];
+export const PRESET_NAMES: readonly PresetName[] = [
+  'workstation',
+  'gaudi-hls',
+  'gaudi-hls-gen5',
+  'dgx-like',
+  'vm',
+  'gpu-workstation',
+];
 
 const GIB = 2 ** 30;
 const MIB = 2 ** 20;
@@ -110,6 +123,27 @@ function gaudiHls(): TopologySpec {
   };
 }
 
+/**
+ * gaudi-hls with every link at PCIe Gen5 x16 (Gaudi3-like accelerators, Gen5 switches and
+ * ConnectX-7 NICs on Sapphire Rapids): a Gen5 x16 NIC can carry a 400 Gb/s port, which a
+ * Gen4 x16 ConnectX-6 cannot. The accelerators keep Gaudi2's ids and BARs, because the
+ * 6.12 habanalabs driver has no Gaudi3 support.
+ */
+function gaudiHlsGen5(): TopologySpec {
+  const spec = gaudiHls();
+  spec.name = 'gaudi-hls-gen5';
+  spec.description =
+    'two Sapphire Rapids sockets; 8 Gen5 Gaudi3-like accelerators, each paired with a ConnectX-7 NIC under its own Gen5 switch, 4 per socket';
+  spec.cpu = { generation: 'sapphire-rapids' };
+  for (const rp of spec.rootPorts ?? []) rp.link = gen5x16;
+  for (const sw of spec.switches ?? []) sw.link = gen5x16;
+  for (const ep of spec.endpoints) {
+    ep.link = gen5x16;
+    if (ep.kind === 'nic') ep.device = 0x1021; // ConnectX-7
+  }
+  return spec;
+}
+
 function dgxLike(): TopologySpec {
   const hostBridges = [];
   const rootPorts: RootPortSpec[] = [];
@@ -178,11 +212,54 @@ function vm(): TopologySpec {
   };
 }
 
+/**
+ * MI210-class BARs (vendor 0x1002, device 0x740f): BAR 0 the VRAM aperture, a small
+ * 256 MiB CPU-visible window without resizable BAR (edit its size for a resizable-BAR
+ * system), BAR 2 the doorbells, BAR 5 the registers.
+ */
+const AMD_GPU_BARS: BarSpec[] = [
+  { index: 0, size: 256 * MIB },
+  { index: 2, size: 2 * MIB },
+  { index: 5, size: 1 * MIB, prefetchable: false },
+];
+
+function gpuWorkstation(): TopologySpec {
+  return {
+    name: 'gpu-workstation',
+    description:
+      'one AMD Zen 4 socket; an MI210-like GPU (amdgpu, small 256 MiB BAR), a Gaudi2-like accelerator and a ConnectX-6 Dx NIC on three root ports of the CPU',
+    cpu: { generation: 'zen4' },
+    sockets: [{ id: 'cpu0' }],
+    hostBridges: [{ id: 'hb0', socket: 'cpu0' }],
+    rootPorts: [
+      { id: 'rp0', hostBridge: 'hb0', link: gen5x16 },
+      { id: 'rp1', hostBridge: 'hb0', link: gen5x16 },
+      { id: 'rp2', hostBridge: 'hb0', link: gen5x16 },
+    ],
+    endpoints: [
+      {
+        id: 'gpu0',
+        kind: 'gpu',
+        parent: 'rp0',
+        link: gen4x16,
+        mps: 256,
+        vendor: 0x1002,
+        device: 0x740f,
+        bars: AMD_GPU_BARS.map((b) => ({ ...b })),
+      },
+      gaudi2('accel0', 'rp1'),
+      connectx6('nic0', 'rp2'),
+    ],
+  };
+}
+
 const PRESETS: Record<PresetName, () => TopologySpec> = {
   workstation,
   'gaudi-hls': gaudiHls,
+  'gaudi-hls-gen5': gaudiHlsGen5,
   'dgx-like': dgxLike,
   vm,
+  'gpu-workstation': gpuWorkstation,
 };
 
 /** A fresh, editable copy of a preset's spec. */
