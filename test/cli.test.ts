@@ -32,15 +32,16 @@ const tmp = mkdtempSync(join(tmpdir(), 'dmabuf-lab-cli-'));
 const noStack = /\n\s+at /;
 
 describe.concurrent('dmabuf-lab run', () => {
-  test('without a file runs the built-in default and prints its report', async () => {
+  test('without a file runs the built-in default, the seed flow: bytes verified and the achieved bandwidth', async () => {
     const r = await cli('run');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('scenario "fence-merge" (scenarios/fence-merge.yaml)');
+    expect(r.stdout).toContain('scenario "seed-flow" (scenarios/seed-flow.yaml)');
+    expect(r.stdout).toMatch(/check view hex 5e ed f1 00 00 00 00 01 -> 64MiB match/);
     expect(r.stdout).toMatch(
-      /2\.500 ms\s+irq\s+dma_fence_signaled\s+driver=dma_fence_array timeline=unbound/,
+      /rdma_write src -> dst -> 64MiB in [\d.]+ us: [\d.]+ Gb\/s, 0\.9\d\d x 200 Gb\/s line rate/,
     );
-    expect(r.stdout).toMatch(/all: sync_wait both -> revents POLLIN after 2\.500 ms/);
-    expect(r.stdout).toContain('PASS: all 5 expectations met');
+    expect(r.stdout).toMatch(/ok\s+step write moves its data at 0\.92 x line rate within 10%/);
+    expect(r.stdout).toContain('PASS: all');
     expect(r.stderr).toBe('');
   });
 

@@ -77,7 +77,7 @@ describe('the shipped scenarios', () => {
     expect(result.processes.every((p) => p.crashed === undefined)).toBe(true);
   });
 
-  test('the default scenario waits on the merged fence until the last job is done', async () => {
+  test('fence-merge waits on the merged fence until the last job is done', async () => {
     const { result } = await runScenario(load('fence-merge.yaml'));
     const end = (id: string) => result.steps.find((s) => s.id === id)!.end;
     expect(end('compute_done')).toBe(1_500_000);
@@ -85,7 +85,7 @@ describe('the shipped scenarios', () => {
     expect(result.reports).toEqual([]);
   });
 
-  test('every strategy and seed gives the default scenario the same outcome', async () => {
+  test('every strategy and seed gives fence-merge the same outcome', async () => {
     const sc = load('fence-merge.yaml');
     for (const scheduler of [{ strategy: 'random' }, { strategy: 'pct', depth: 3 }] as const) {
       for (const seed of [2, 9]) {
@@ -94,6 +94,28 @@ describe('the shipped scenarios', () => {
         expect(result.steps.find((s) => s.id === 'both_done')!.end).toBe(2_500_000);
       }
     }
+  });
+
+  test('static-vs-dynamic-importer: the P2P importer reads the page-less buffer, the static one gets EPERM', async () => {
+    const { result } = await runScenario(load('static-vs-dynamic-importer.yaml'));
+    const by = (id: string) => result.steps.find((s) => s.id === id)!;
+    expect(by('dynamic')).toMatchObject({
+      outcome: 'ok',
+      transfer: { kind: 'p2p_read', bytes: 1024 * 1024 },
+    });
+    expect(by('static')).toMatchObject({ outcome: 'expected-errno', errno: 'EPERM' });
+    expect(by('dynamic_no_p2p')).toMatchObject({ outcome: 'expected-errno', errno: 'EPERM' });
+    expect(by('static_pages').summary).toMatch(
+      /^crc32 0x[0-9a-f]{8}, \d+ DMA segment\(s\): the expected bytes$/,
+    );
+  });
+
+  test('p2p-switch-vs-root-complex: the switch beats the root complex, and the VM host has no route', async () => {
+    const { result } = await runScenario(load('p2p-switch-vs-root-complex.yaml'));
+    const gbps = (id: string) => result.steps.find((s) => s.id === id)!.transfer!.gbps;
+    expect(gbps('same_switch')).toBeGreaterThan(gbps('through_root_complex'));
+    expect(result.steps.find((s) => s.id === 'in_a_vm')).toMatchObject({ host: 'vm', errno: 'EPERM' });
+    expect(result.reports.map((r) => r.rule)).toEqual(['p2pdma.not_supported']);
   });
 
   test('the same seed gives the same run, event log included', async () => {

@@ -14,7 +14,7 @@ import {
   type TraceEvent,
 } from '../src/report/chrome-trace.ts';
 import { SCENARIOS_DIR } from '../src/scenario/builtin.ts';
-import { formatIssue, loadScenarioFile } from '../src/scenario/load.ts';
+import { formatIssue, loadScenarioFile, loadScenarioText } from '../src/scenario/load.ts';
 import { runScenario } from '../src/scenario/runner.ts';
 import type { SchedulerOptions } from '../src/sim/scheduler.ts';
 import { traceProblems } from './helpers/trace-check.ts';
@@ -43,6 +43,8 @@ describe('the structural check itself', () => {
         { name: 'f', cat: 'x', ph: 'b', ts: 20, pid: 1, id: 1 },
         { name: 'g', cat: 'x', ph: 'e', ts: 21, pid: 1, id: 2 },
         { name: 'w', cat: 'x', ph: 'f', ts: 22, pid: 1, tid: 1, id: 9 },
+        { name: 'h', cat: 'x', ph: 'n', ts: 23, pid: 1, id: 7 },
+        { name: 'mem.cma', ph: 'C', ts: 24, pid: 1, args: { bytes: 'many' } },
       ],
     };
     const p = traceProblems(bad);
@@ -51,6 +53,10 @@ describe('the structural check itself', () => {
     expect(p).toContain('async 1|x|g|2 ends without a begin');
     expect(p).toContain('async 1|x|f|1 never ends');
     expect(p).toContain('flow x|w|9: f');
+    expect(p).toContain('async instant outside its slice: 1|x|h|7');
+    expect(p).toContain(
+      'counter without finite numeric values: {"name":"mem.cma","ph":"C","ts":24,"pid":1,"args":{"bytes":"many"}}',
+    );
     const good: ChromeTrace = {
       displayTimeUnit: 'ns',
       otherData: {},
@@ -81,6 +87,10 @@ describe('Chrome trace export', () => {
     'killed-mid-wait.yaml',
     'fence-deadlock.yaml',
     'sync-file-errors.yaml',
+    'implicit-sync.yaml',
+    'accel-p2p-export.yaml',
+    'udmabuf-memfd.yaml',
+    'cma-heap-exhausted.yaml',
   ])('%s gives a structurally valid trace', async (file) => {
     const { trace: t } = await trace(file);
     const parsed = JSON.parse(chromeTraceJson(t)) as ChromeTrace;
@@ -123,5 +133,141 @@ describe('Chrome trace export', () => {
     const r = t.traceEvents.filter((e) => e.cat === 'report');
     expect(r).toHaveLength(1);
     expect(r[0]).toMatchObject({ ph: 'i', s: 'g', name: 'deadlock', args: { type: 'deadlock' } });
+  });
+});
+
+/** The X slices of one thread. */
+function slicesOf(ev: TraceEvent[], pid: number, tid: number, cat: string): TraceEvent[] {
+  return ev.filter((e) => e.ph === 'X' && e.cat === cat && e.pid === pid && e.tid === tid);
+}
+
+describe('syscalls, dma-bufs and memory in the trace', () => {
+  test('every syscall of a scenario process is a slice nested in the step that made it', async () => {
+    const { trace: t, artifacts } = await trace('implicit-sync.yaml');
+    const ev = t.traceEvents;
+    let checked = 0;
+    for (const p of artifacts.result.processes.filter((x) => !x.harness)) {
+      for (const th of p.threads) {
+        const steps = slicesOf(ev, p.pid, th.tid, 'step');
+        for (const c of slicesOf(ev, p.pid, th.tid, 'syscall')) {
+          const inside = steps.filter((s) => s.ts! <= c.ts! && c.ts! + c.dur! <= s.ts! + s.dur!);
+          expect(inside.length, `${c.name} at ${c.ts} on ${p.name}/${th.name}`).toBeGreaterThan(0);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+    // The ioctl's request is in the slice name; the fd and the result are in args.
+    const renderer = artifacts.result.processes.find((p) => p.name === 'renderer')!;
+    const syncs = ev.filter(
+      (e) => e.cat === 'syscall' && e.pid === renderer.pid && e.name === 'ioctl DMA_BUF_IOCTL_SYNC',
+    );
+    expect(syncs).toHaveLength(2);
+    expect(syncs[0].args).toMatchObject({ nr: 16, ret: 0 });
+    const step = ev.find(
+      (e) => e.cat === 'step' && e.pid === renderer.pid && e.name.startsWith('dma_buf_sync'),
+    )!;
+    expect(syncs[0].ts).toBeGreaterThanOrEqual(step.ts!);
+    // A failing call carries its errno: the compositor's poll with a 1 ms timeout returns 0,
+    // and sync-file-errors' bad merge fails.
+    const { trace: bad } = await trace('sync-file-errors.yaml');
+    const failed = bad.traceEvents.filter((e) => e.cat === 'syscall' && typeof e.args?.errno === 'string');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed[0].args?.ret).toBeLessThan(0);
+  });
+
+  test('memory in use is a counter per pool, never negative, back to 0 when the buffers are gone', async () => {
+    const { trace: t } = await trace('implicit-sync.yaml');
+    const heap = t.traceEvents.filter((e) => e.ph === 'C' && e.name === 'mem.system-heap');
+    expect(heap.map((e) => e.args?.bytes)).toEqual([65536, 0]);
+    const { trace: acc } = await trace('accel-p2p-export.yaml');
+    const hbm = acc.traceEvents.filter((e) => e.ph === 'C' && e.name === 'mem.hbm');
+    expect(hbm.length).toBeGreaterThanOrEqual(2);
+    for (const c of hbm) expect(c.args?.bytes).toBeGreaterThanOrEqual(0);
+    expect(hbm[0].args?.bytes).toBeGreaterThan(0);
+    expect(hbm[hbm.length - 1].args?.bytes).toBe(0);
+    // Device memory sits on a process named after the device's topology id.
+    const dev = acc.traceEvents.find((e) => e.name === 'process_name' && e.pid === hbm[0].pid);
+    expect(dev?.args?.name).toBe('accel0 (device)');
+    // The BAR mapped for the NIC while it reads peer-to-peer, on the same device.
+    const bar = acc.traceEvents.filter((e) => e.ph === 'C' && e.name === 'mem.bar');
+    expect(bar.map((e) => [e.pid, e.args?.bytes])).toEqual([
+      [hbm[0].pid, 64 * 1024 * 1024],
+      [hbm[0].pid, 0],
+    ]);
+  });
+
+  test('a dma-buf lives from dma_buf_export to dma_buf_release, with its driver calls as instants', async () => {
+    const { trace: t, artifacts } = await trace('accel-p2p-export.yaml');
+    const ev = t.traceEvents;
+    const life = ev.filter((e) => e.cat === 'dma_buf' && (e.ph === 'b' || e.ph === 'e'));
+    expect(life.map((e) => [e.ph, e.name])).toEqual([
+      ['b', 'dma_buf 1 (habanalabs)'],
+      ['e', 'dma_buf 1 (habanalabs)'],
+    ]);
+    const events = ev.filter((e) => e.cat === 'dma_buf' && e.ph === 'n').map((e) => e.args?.event);
+    expect(events).toEqual([
+      'dma_buf_fd',
+      'dma_buf_attach',
+      'dma_buf_map_attachment',
+      'dma_buf_unmap_attachment',
+      'dma_buf_detach',
+    ]);
+    const attach = ev.find((e) => e.ph === 'n' && e.args?.event === 'dma_buf_attach')!;
+    expect(attach.args).toMatchObject({ endpoint: 'nic0', dynamic: true, peer2peer: true });
+    const map = ev.find((e) => e.ph === 'n' && e.args?.event === 'dma_buf_map_attachment')!;
+    expect(map.args?.pages).toBe(false);
+    // The driver calls are instants on the thread that made them too.
+    const trainer = artifacts.result.processes.find((p) => p.name === 'trainer')!;
+    const calls = ev.filter((e) => e.ph === 'i' && e.cat === 'dma_buf' && e.pid === trainer.pid);
+    expect(calls.map((e) => e.name)).toContain('dma_buf_map_attachment');
+  });
+
+  test('the same seed gives a byte-identical file with syscalls, buffers and counters', async () => {
+    const a = chromeTraceJson((await trace('implicit-sync.yaml', 5, { strategy: 'random' })).trace);
+    const b = chromeTraceJson((await trace('implicit-sync.yaml', 5, { strategy: 'random' })).trace);
+    expect(a).toBe(b);
+    expect(a).toContain('"cat":"syscall"');
+    expect(a).toContain('"ph":"C"');
+    // Ids in the events (attachments, flows) restart with each machine.
+    const c = chromeTraceJson((await trace('accel-p2p-export.yaml')).trace);
+    const d = chromeTraceJson((await trace('accel-p2p-export.yaml')).trace);
+    expect(c).toBe(d);
+  });
+});
+
+describe('a trace of two hosts', () => {
+  test('processes, buffers and memory counters say which host they belong to', async () => {
+    const r = loadScenarioText(
+      `
+name: two-hosts
+hosts:
+  - {name: host1, topology: workstation}
+  - {name: host2, topology: workstation}
+processes:
+  - name: a
+    host: host1
+    steps:
+      - heap_alloc: {heap: system, size: 64KiB}
+      - sleep: 1ms
+  - name: b
+    host: host2
+    steps:
+      - heap_alloc: {heap: system, size: 8KiB}
+      - sleep: 1ms
+`,
+      'two-hosts.yaml',
+    );
+    if (!r.ok) throw new Error(r.issues.map(formatIssue).join('\n'));
+    const t = buildChromeTrace(await runScenario(r.scenario));
+    expect(traceProblems(t)).toEqual([]);
+    const names = t.traceEvents.filter((e) => e.name === 'process_name').map((e) => e.args?.name);
+    expect(names).toEqual(expect.arrayContaining(['a on host1', 'b on host2']));
+    const bufs = t.traceEvents.filter((e) => e.cat === 'dma_buf' && e.ph === 'b').map((e) => e.name);
+    expect(bufs.sort()).toEqual(['dma_buf 1 (system) on host1', 'dma_buf 1 (system) on host2']);
+    const heap = t.traceEvents.filter((e) => e.ph === 'C').map((e) => `${e.name}=${e.args?.bytes}`);
+    expect(heap).toEqual(
+      expect.arrayContaining(['mem.system-heap on host1=65536', 'mem.system-heap on host2=8192']),
+    );
   });
 });

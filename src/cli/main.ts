@@ -144,7 +144,7 @@ function parseViewData(text: string, file: string): ViewData {
 
 /** The visualiser's page of a run (one self-contained HTML file). */
 export function viewHtml(a: RunArtifacts, sc: CompiledScenario): Promise<string> {
-  return renderHtml(buildViewData(a, sc.topology), buildChromeTrace(a));
+  return renderHtml(buildViewData(a, sc), buildChromeTrace(a));
 }
 
 function runAndTrace(
@@ -154,7 +154,7 @@ function runAndTrace(
   return runScenario(sc, { seed: o.seed, scheduler: schedulerFrom(sc, o) }).then(async (a) => {
     if (o.viewJson !== undefined) {
       try {
-        writeFileSync(o.viewJson, `${JSON.stringify(buildViewData(a, sc.topology))}\n`);
+        writeFileSync(o.viewJson, `${JSON.stringify(buildViewData(a, sc))}\n`);
       } catch (e) {
         throw new CliError(`cannot write the run's view data to "${o.viewJson}": ${(e as Error).message}`);
       }

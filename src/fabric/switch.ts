@@ -11,6 +11,7 @@
  */
 
 import { type Flow, FlowNetwork } from '../kernel/pci/flow.ts';
+import { tracepoint } from '../kernel/trace.ts';
 import type { Engine } from '../sim/engine.ts';
 import {
   DEFAULT_LINK_LATENCY_NS,
@@ -99,17 +100,32 @@ export class FabricSwitch {
             { resource: from.tx, coefficient: 1 / from.efficiency },
             { resource: to.rx, coefficient: 1 / to.efficiency },
           ];
-    return this.network.start({
+    // Model tracepoints (no kernel counterpart) for messages that carry payload, so the
+    // visualiser can draw a transfer on the fabric; header-only packets are left out.
+    const traced = msg.bytes > 0;
+    const flow = this.network.start({
       bytes: msg.bytes,
       uses,
       maxRate: capRate(from === to ? from.payloadGBps : undefined, msg.maxRateGBps),
       latencyNs: this.latency(from, to) + (msg.extraLatencyNs ?? 0),
       label: msg.label,
       onComplete: (f) => {
+        if (traced)
+          tracepoint(engine, 'fabric_transfer_end', { flow: f.id, state: f.state, bytes: f.landed });
         if (f.state !== 'done') return;
         engine.runIn(engine.irqContextFor(msg.owner), msg.onLand);
       },
     });
+    if (traced) {
+      tracepoint(engine, 'fabric_transfer_start', {
+        flow: flow.id,
+        src: from.name,
+        dst: to.name,
+        bytes: msg.bytes,
+        label: msg.label,
+      });
+    }
+    return flow;
   }
 }
 

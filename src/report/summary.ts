@@ -1,29 +1,70 @@
 /**
  * The readable report of a scenario run: the header (scenario, seed, scheduler,
  * machine, how the run ended), what each process did (its steps with virtual start
- * time, duration and result), the timeline of important kernel events, the rule
- * reports with their context, and every expectation with its verdict.
+ * time, duration and result; a `snapshot` step's views under it), the transfers (bytes
+ * moved, virtual duration, achieved bandwidth), the timeline of important kernel
+ * events, the rule reports with their context, and every expectation with its verdict.
  *
  * `summaryData` is the same content as plain data (what `--json` prints);
  * `renderSummary` writes it as text, in colour when the `Colors` given has colour.
  */
 import pc from 'picocolors';
 import type { RunArtifacts, ScenarioResult, StepRecord } from '../scenario/runner.ts';
+import type { SnapshotData } from './dmabuf-views.ts';
 import { formatMs, formatNs } from './format.ts';
 import { buildTimeline, type TimelineEvent, taskLabel } from './timeline.ts';
+import { buildTransfers, renderTransfers, type TransferRow } from './transfers.ts';
 
 /** The colour functions the renderer uses (picocolors' shape). */
 export type Colors = Pick<typeof pc, 'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'cyan'>;
 
-/** What `--json` prints for a run: the result plus its timeline. */
+/** A `snapshot` step's views, with where and when it was taken. */
+export interface SnapshotRecord extends SnapshotData {
+  /** The step (`seq`). */
+  step: number;
+  /** The step id, if it has one. */
+  id?: string;
+  /** The process that took it. */
+  process: string;
+  /** Virtual time, ns after the scenario started. */
+  t: number;
+}
+
+/** What `--json` prints for a run: the result plus its timeline, transfers and snapshots. */
 export interface SummaryData extends ScenarioResult {
   /** The timeline of important events. */
   timeline: TimelineEvent[];
+  /** Bytes moved per transfer, with the achieved bandwidth. */
+  transfers: TransferRow[];
+  /** The views the `snapshot` steps took (also in each step's `detail.snapshot`). */
+  snapshots: SnapshotRecord[];
+}
+
+/** The snapshots taken by a run's `snapshot` steps. */
+export function snapshotRecords(steps: StepRecord[]): SnapshotRecord[] {
+  const out: SnapshotRecord[] = [];
+  for (const s of steps) {
+    const snap = s.kind === 'snapshot' ? (s.detail?.snapshot as SnapshotData | undefined) : undefined;
+    if (!snap) continue;
+    out.push({
+      step: s.seq,
+      ...(s.id === undefined ? {} : { id: s.id }),
+      process: s.process,
+      ...snap,
+      t: s.start,
+    });
+  }
+  return out;
 }
 
 /** The report as data. */
 export function summaryData(a: RunArtifacts): SummaryData {
-  return { ...a.result, timeline: buildTimeline(a) };
+  return {
+    ...a.result,
+    timeline: buildTimeline(a),
+    transfers: buildTransfers(a),
+    snapshots: snapshotRecords(a.result.steps),
+  };
 }
 
 /** Steps printed per process before the list is cut (the JSON has all). */
@@ -85,7 +126,7 @@ export function renderSummary(d: SummaryData, c: Colors = pc): string {
   w(c.bold('processes'));
   const nameW = Math.max(8, ...d.processes.map((p) => p.name.length));
   for (const p of d.processes) {
-    const steps = d.steps.filter((s) => s.pid === p.pid);
+    const steps = d.steps.filter((s) => s.pid === p.pid && s.host === p.host);
     const exitText = p.killed
       ? `killed (exit ${p.exitCode})`
       : p.exitCode === null
@@ -110,6 +151,17 @@ export function renderSummary(d: SummaryData, c: Colors = pc): string {
     if (steps.length > STEPS_MAX_LINES) {
       w(c.dim(`    ... ${steps.length - STEPS_MAX_LINES} more steps (--json shows them all)`));
     }
+  }
+
+  const transfers = d.transfers ?? [];
+  if (transfers.length > 0) {
+    w();
+    w(`${c.bold('transfers')} ${c.dim('(bytes moved, virtual duration, achieved bandwidth)')}`);
+    const lines = renderTransfers(transfers);
+    transfers.forEach((t, i) => {
+      w(`  ${formatMs(t.t)}  ${lines[i]}`);
+      w(c.dim(`                ${t.by}`));
+    });
   }
 
   w();

@@ -1,7 +1,8 @@
 /**
  * The timeline of important events of a scenario run, in virtual time: fences created
- * and signalled, waits, wake-ups of scenario threads by other threads, process exits,
- * notes and rule reports, each with the context it happened in. Derived from the
+ * and signalled, waits, dma-bufs exported, attached, detached, moved and released,
+ * wake-ups of scenario threads by other threads, process exits, notes and rule
+ * reports, each with the context it happened in. Derived from the
  * event log (named after kernel tracepoints) and the run's reports; the text summary
  * prints it and `--json` carries it as data.
  */
@@ -43,6 +44,17 @@ export function fenceText(e: LogEntry): string {
   return `driver=${a.driver} timeline=${a.timeline} context=${a.context} seqno=${a.seqno}`;
 }
 
+/** The dma-buf tracepoints the timeline shows, as a sentence each. */
+const DMA_BUF_EVENTS: Record<string, (a: Record<string, unknown>) => string> = {
+  dma_buf_export: (a) => `ino ${a.ino} exported by ${a.exp_name}, ${a.size} bytes`,
+  dma_buf_attach: (a) =>
+    `ino ${a.ino} attached to ${a.dev}${a.endpoint === undefined ? '' : ` (${a.endpoint})`}` +
+    `${a.dynamic ? ', dynamic' : ''}${a.peer2peer ? ', peer2peer' : ''}`,
+  dma_buf_detach: (a) => `ino ${a.ino} attachment ${a.attach} detached`,
+  dma_buf_move_notify: (a) => `ino ${a.ino} moves: importers are told to unmap`,
+  dma_buf_release: (a) => `ino ${a.ino} released`,
+};
+
 const FENCE_EVENTS = new Set([
   'dma_fence_init',
   'dma_fence_signaled',
@@ -63,6 +75,11 @@ export function buildTimeline(a: RunArtifacts): TimelineEvent[] {
     const t = e.t - t0;
     if (FENCE_EVENTS.has(e.name)) {
       out.push({ key, ev: { t, context: name(e.ctx), event: e.name, text: fenceText(e) } });
+    } else if (DMA_BUF_EVENTS[e.name] !== undefined) {
+      out.push({
+        key,
+        ev: { t, context: name(e.ctx), event: e.name, text: DMA_BUF_EVENTS[e.name](e.args ?? {}) },
+      });
     } else if (e.name === 'note') {
       out.push({ key, ev: { t, context: name(e.ctx), event: 'note', text: String(e.args?.msg ?? '') } });
     } else if (e.name === 'sched_wakeup' && e.args?.reason === 'woken') {

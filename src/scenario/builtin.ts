@@ -11,4 +11,4 @@ export const SCENARIOS_DIR = fileURLToPath(new URL('../../scenarios/', import.me
 export const SCHEMA_FILE = fileURLToPath(new URL('../../schema/scenario.schema.json', import.meta.url));
 
 /** The scenario `dmabuf-lab run` runs when no file is given. */
-export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/fence-merge.yaml', import.meta.url));
+export const DEFAULT_SCENARIO = fileURLToPath(new URL('../../scenarios/seed-flow.yaml', import.meta.url));

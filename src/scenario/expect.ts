@@ -12,7 +12,7 @@
 import type { Report } from '../sim/report.ts';
 import type { CompiledScenario } from './load.ts';
 import type { ScenarioResult, StepRecord } from './runner.ts';
-import type { ReportMatcher } from './schema.ts';
+import type { ExpectationData, ReportMatcher } from './schema.ts';
 import type { StepExpect } from './step-kind.ts';
 import { durationText } from './units.ts';
 
@@ -59,6 +59,41 @@ function stepProblem(recs: StepRecord[], e: StepExpect): string | null {
     if (e.within !== undefined && took > e.within) return `it took ${ms(took)}${where}`;
     if (e.by !== undefined && r.end > e.by) return `it finished at +${ms(r.end)}${where}`;
     if (e.after !== undefined && r.end < e.after) return `it finished at +${ms(r.end)}${where}`;
+  }
+  return null;
+}
+
+type BandwidthExpect = Extract<ExpectationData, { bandwidth: unknown }>['bandwidth'];
+
+/** Checks a bandwidth expectation against the records of the step; null if it held. */
+function bandwidthProblem(recs: StepRecord[], b: BandwidthExpect): string | null {
+  if (recs.length === 0) return 'the step never ran';
+  for (const r of recs) {
+    const where = recs.length > 1 ? ` (round ${r.round ?? r.seq})` : '';
+    const t = r.transfer;
+    if (t === undefined) {
+      const why = r.errno
+        ? ` (it failed with ${r.errno})`
+        : r.kind === 'hl_fill'
+          ? ' (hl_fill measures its job only with wait: true)'
+          : '';
+      return `it recorded no transfer${why}${where}`;
+    }
+    const rate = `${t.gbps.toFixed(1)} Gb/s`;
+    const fractional = b.atLeast !== undefined || b.atMost !== undefined || b.near !== undefined;
+    if (fractional && !t.lineRateGbps) {
+      return `it achieved ${rate}${where}, but crossed no link with a line rate; use atLeastGbps / atMostGbps`;
+    }
+    const line = t.lineRateGbps ?? 0;
+    const f = line > 0 ? t.gbps / line : 0;
+    const of = `${f.toFixed(3)} x the ${line} Gb/s line rate`;
+    if (b.atLeast !== undefined && f < b.atLeast) return `it achieved ${rate} = ${of}${where}`;
+    if (b.atMost !== undefined && f > b.atMost) return `it achieved ${rate} = ${of}${where}`;
+    if (b.near !== undefined && Math.abs(f - b.near) > b.near * b.tolerance) {
+      return `it achieved ${rate} = ${of}, more than ${Math.round(b.tolerance * 100)}% from ${b.near}${where}`;
+    }
+    if (b.atLeastGbps !== undefined && t.gbps < b.atLeastGbps) return `it achieved ${rate}${where}`;
+    if (b.atMostGbps !== undefined && t.gbps > b.atMostGbps) return `it achieved ${rate}${where}`;
   }
   return null;
 }
@@ -144,6 +179,15 @@ export function evaluateExpectations(sc: CompiledScenario, res: ScenarioResult):
         problems.push(p.killed ? 'it was killed' : 'it was not killed');
       ok = problems.length === 0;
       detail = ok ? `exit code ${p?.exitCode}${p?.killed ? ' (killed)' : ''}` : problems.join('; ');
+    } else if ('bandwidth' in e) {
+      const problem = bandwidthProblem(byId.get(e.bandwidth.step) ?? [], e.bandwidth);
+      ok = problem === null;
+      const t = byId.get(e.bandwidth.step)?.at(-1)?.transfer;
+      detail =
+        problem ??
+        (t === undefined
+          ? 'no transfer'
+          : `${t.gbps.toFixed(1)} Gb/s${t.lineRateGbps ? ` = ${(t.gbps / t.lineRateGbps).toFixed(3)} x ${t.lineRateGbps} Gb/s line rate` : ''}`);
     } else {
       runStated = true;
       ok = res.status === e.run;

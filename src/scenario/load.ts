@@ -66,7 +66,20 @@ export interface CompiledProcess {
   steps: CompiledStep[];
   /** Where it is in the file. */
   line: number;
+  /** The host it runs on. */
+  host: string;
 }
+
+/** A machine of the scenario. */
+export interface CompiledHost {
+  /** Its name (its kernel's name in reports). */
+  name: string;
+  /** Its topology, built; null for the default machine. */
+  topology: Topology | null;
+}
+
+/** The default name of the only host of a scenario without `hosts`. */
+export const DEFAULT_HOST = 'host1';
 
 /** An expectation with its place in the file. */
 export interface CompiledExpectation {
@@ -92,8 +105,12 @@ export interface CompiledScenario {
   scheduler: SchedulerOptions;
   /** Virtual-time limit, ns. */
   limit: number;
-  /** The topology it names, built; null for the default machine. */
+  /** The first host's topology, built; null for the default machine. */
   topology: Topology | null;
+  /** The hosts (one, named `host1`, when the file gives only `topology`). */
+  hosts: CompiledHost[];
+  /** The RDMA network: port rate (Gb/s) and cable latency (ns, undefined for the default). */
+  network: { gbps: number; latencyNs?: number };
   /** Device paths it needs. */
   requires: string[];
   /** Channels between processes. */
@@ -627,6 +644,9 @@ class Compiler {
   private readonly stepIds = new Map<string, number>();
   private readonly processNames = new Set<string>();
   private readonly channelEnds = new Map<string, [string, string]>();
+  private readonly hostOf = new Map<string, string>();
+  private readonly oobSent = new Set<string>();
+  private readonly oobWaits: { name: string; path: (string | number)[] }[] = [];
 
   constructor(
     readonly data: ScenarioData,
@@ -651,6 +671,20 @@ class Compiler {
       }
       this.processNames.add(p.name);
     });
+    const hosts = this.hosts();
+    const hostNames = hosts.map((h) => h.name);
+    d.processes.forEach((p, i) => {
+      const h = p.host ?? hostNames[0];
+      if (!hostNames.includes(h)) {
+        this.err(
+          ['processes', i, 'host'],
+          d.hosts === undefined
+            ? `no host named "${h}": this scenario has one host, ${DEFAULT_HOST}; list the machines under \`hosts\` to use more`
+            : `no host named "${h}"${didYouMean(h, hostNames)}; hosts: ${hostNames.join(', ')}`,
+        );
+      }
+      this.hostOf.set(p.name, h);
+    });
     for (const [name, ends] of Object.entries(d.channels)) {
       ends.forEach((e, i) => {
         if (!this.processNames.has(e)) {
@@ -658,6 +692,13 @@ class Compiler {
         }
       });
       if (ends[0] === ends[1]) this.err(['channels', name], `a channel joins two different processes`);
+      const [h0, h1] = ends.map((e) => this.hostOf.get(e));
+      if (h0 !== undefined && h1 !== undefined && h0 !== h1) {
+        this.err(
+          ['channels', name],
+          `channel "${name}" joins ${ends[0]} on ${h0} and ${ends[1]} on ${h1}: a socketpair joins processes of one host; across hosts use rdma_connect, or oob_send/oob_recv to order them`,
+        );
+      }
       this.channelEnds.set(name, ends);
     }
     const processes = d.processes.map((p, i) => ({
@@ -665,11 +706,19 @@ class Compiler {
       description: p.description,
       steps: this.steps(p.steps as RawStep[], ['processes', i, 'steps']),
       line: this.at.lc.linePos(this.at.find(['processes', i])).line,
+      host: this.hostOf.get(p.name) ?? hostNames[0],
     }));
     d.processes.forEach((p, i) => {
       this.checkNames(processes[i].steps, new Map(), p.name);
     });
-    const expect = d.expect.map((e, i) => this.expectation(e, ['expect', i]));
+    for (const w of this.oobWaits) {
+      if (!this.oobSent.has(w.name)) {
+        this.err(
+          w.path,
+          `no step posts to out-of-band mailbox "${w.name}" (add \`oob_send: ${w.name}\` to the process that should go first)${didYouMean(w.name, [...this.oobSent])}`,
+        );
+      }
+    }
     // A step the expect list says fails with an errno is not a failure when it does.
     const byId = new Map<string, CompiledStep>();
     const index = (steps: CompiledStep[]) => {
@@ -679,13 +728,13 @@ class Compiler {
       }
     };
     for (const p of processes) index(p.steps);
+    const expect = d.expect.map((e, i) => this.expectation(e, ['expect', i], byId));
     for (const e of d.expect) {
       if ('step' in e && e.errno !== undefined) {
         const s = byId.get(e.step);
         if (s) s.expectErrno = e.errno;
       }
     }
-    const topology = this.topology();
     const sched = d.scheduler;
     const scheduler: SchedulerOptions =
       typeof sched === 'string'
@@ -700,7 +749,12 @@ class Compiler {
       seed: d.seed,
       scheduler,
       limit: d.limit,
-      topology,
+      topology: hosts[0].topology,
+      hosts,
+      network: {
+        gbps: d.network?.gbps ?? 200,
+        ...(d.network?.latency === undefined ? {} : { latencyNs: d.network.latency }),
+      },
       requires: d.requires,
       channels: [...this.channelEnds].map(([name, ends]) => ({ name, ends })),
       processes,
@@ -766,6 +820,10 @@ class Compiler {
           } else if (!ends.includes(proc)) {
             this.err(where, `channel "${ref.name}" joins ${ends[0]} and ${ends[1]}, not ${proc}`);
           }
+        } else if (ref.type === 'oob-send') {
+          this.oobSent.add(ref.name);
+        } else if (ref.type === 'oob-recv') {
+          this.oobWaits.push({ name: ref.name, path: where });
         } else if (ref.type === 'process') {
           if (!this.processNames.has(ref.name)) {
             this.err(where, `no process named "${ref.name}"${didYouMean(ref.name, [...this.processNames])}`);
@@ -800,7 +858,37 @@ class Compiler {
     return bound;
   }
 
-  private expectation(e: ExpectationData, path: (string | number)[]): CompiledExpectation {
+  private expectation(
+    e: ExpectationData,
+    path: (string | number)[],
+    byId: Map<string, CompiledStep>,
+  ): CompiledExpectation {
+    if ('bandwidth' in e) {
+      const b = e.bandwidth;
+      const s = byId.get(b.step);
+      if (s === undefined) {
+        this.err(
+          [...path, 'bandwidth', 'step'],
+          `no step has id "${b.step}"${didYouMean(b.step, [...this.stepIds.keys()])}`,
+        );
+      } else if (!s.def.transfers) {
+        const movers = stepKinds()
+          .filter((k) => k.transfers)
+          .map((k) => k.kind);
+        this.err(
+          [...path, 'bandwidth', 'step'],
+          `step "${b.step}" is a ${s.kind}, which moves no data; a bandwidth expectation names a step of kind ${movers.join(', ')}`,
+        );
+      }
+      const bounds = [b.atLeast, b.atMost, b.near, b.atLeastGbps, b.atMostGbps];
+      if (bounds.every((x) => x === undefined)) {
+        this.err(
+          [...path, 'bandwidth'],
+          'say what rate is expected: atLeast, atMost or near (fractions of the line rate), or atLeastGbps / atMostGbps',
+        );
+      }
+      return { data: e, line: this.at.lc.linePos(this.at.find(path)).line, text: expectationText(e) };
+    }
     if ('step' in e && !this.stepIds.has(e.step)) {
       this.err(
         [...path, 'step'],
@@ -816,9 +904,27 @@ class Compiler {
     return { data: e, line: this.at.lc.linePos(this.at.find(path)).line, text: expectationText(e) };
   }
 
+  /** The hosts: `hosts` as given, or one host with the scenario's `topology`. */
+  private hosts(): CompiledHost[] {
+    const d = this.data;
+    if (d.hosts === undefined) return [{ name: DEFAULT_HOST, topology: this.topology() }];
+    if (d.topology !== undefined) {
+      this.err(
+        [],
+        '`topology` and `hosts` cannot both be given: `topology` describes the single host of a one-machine scenario; with `hosts`, give each host its own topology',
+        'hosts',
+      );
+    }
+    const seen = new Set<string>();
+    return d.hosts.map((h, i) => {
+      if (seen.has(h.name)) this.err(['hosts', i, 'name'], `host name "${h.name}" is used twice`);
+      seen.add(h.name);
+      return { name: h.name, topology: this.topology(['hosts', i, 'topology'], h.topology) };
+    });
+  }
+
   /** The path of the topology element a problem names (by its quoted id), else `base`. */
-  private elementPath(base: (string | number)[], problem: string): (string | number)[] {
-    const t = this.data.topology;
+  private elementPath(base: (string | number)[], problem: string, t: unknown): (string | number)[] {
     if (!isPlainObject(t)) return base;
     for (const m of problem.matchAll(/"([^"]+)"/g)) {
       for (const list of ['sockets', 'hostBridges', 'rootPorts', 'switches', 'endpoints']) {
@@ -831,9 +937,11 @@ class Compiler {
     return base;
   }
 
-  /** Builds the topology at `base` (['topology'] in a scenario, [] in a topology file). */
-  topology(base: (string | number)[] = ['topology']): Topology | null {
-    const t = this.data.topology;
+  /** Builds the topology `t` at `base` (['topology'] in a scenario, [] in a topology file). */
+  topology(
+    base: (string | number)[] = ['topology'],
+    t: ScenarioData['topology'] = this.data.topology,
+  ): Topology | null {
     if (t === undefined) return null;
     try {
       if (typeof t === 'string') return topologyPreset(t as PresetName);
@@ -847,7 +955,7 @@ class Compiler {
       return buildTopology(t as TopologySpec);
     } catch (e) {
       if (e instanceof TopologyError) {
-        for (const p of e.problems) this.err(this.elementPath(base, p), p);
+        for (const p of e.problems) this.err(this.elementPath(base, p, t), p);
       } else {
         this.err(base, (e as Error).message);
       }
@@ -881,6 +989,16 @@ export function expectationText(e: ExpectationData): string {
     if (e.exit_code !== undefined) parts.push(`exits with ${e.exit_code}`);
     if (e.killed !== undefined) parts.push(e.killed ? 'is killed' : 'is not killed');
     return `process ${e.process} ${parts.join(' and ') || 'exits'}`;
+  }
+  if ('bandwidth' in e) {
+    const b = e.bandwidth;
+    const parts: string[] = [];
+    if (b.near !== undefined) parts.push(`${b.near} x line rate within ${Math.round(b.tolerance * 100)}%`);
+    if (b.atLeast !== undefined) parts.push(`at least ${b.atLeast} x line rate`);
+    if (b.atMost !== undefined) parts.push(`at most ${b.atMost} x line rate`);
+    if (b.atLeastGbps !== undefined) parts.push(`at least ${b.atLeastGbps} Gb/s`);
+    if (b.atMostGbps !== undefined) parts.push(`at most ${b.atMostGbps} Gb/s`);
+    return `step ${b.step} moves its data at ${parts.join(' and ')}`;
   }
   return `the run ends ${e.run === 'completed' ? 'completed' : `with ${e.run}`}`;
 }

@@ -1,9 +1,11 @@
 /**
- * Running a scenario: a machine is booted with the scenario's seed and scheduler; a
- * harness process (`init`) creates the channels (AF_UNIX SOCK_SEQPACKET socketpairs)
- * and starts every scenario process as its child, each inheriting only its own channel
- * ends (the others are close-on-exec while it is spawned), then closes its copies and
- * reaps the children. Each process's main thread runs its steps in order; `parallel`
+ * Running a scenario: a cluster of the scenario's hosts (one by default) is booted on
+ * one engine with the scenario's seed and scheduler, their RDMA NIC ports cabled to one
+ * switch (src/fabric/cluster.ts). On each host a harness process (`init`) creates the
+ * channels between that host's processes (AF_UNIX SOCK_SEQPACKET socketpairs) and starts
+ * them as its children, each inheriting only its own channel ends (the others are
+ * close-on-exec while it is spawned), then closes its copies and reaps the children.
+ * Processes on different hosts meet through the cluster's out-of-band channel. Each process's main thread runs its steps in order; `parallel`
  * branches run as threads of the process.
  *
  * Every step is recorded with its virtual start and end time, its thread, the raw
@@ -17,13 +19,14 @@
  * which process and thread).
  */
 
+import { Cluster } from '../fabric/cluster.ts';
 import { SOCK_SEQPACKET } from '../kernel/af-unix.ts';
 import { errno, errnoName } from '../kernel/errno.ts';
 import { F_SETFD, FD_CLOEXEC } from '../kernel/fcntl.ts';
 import { buildTopology } from '../kernel/pci/topology.ts';
 import { AF_UNIX, SOCK_CLOEXEC } from '../kernel/socket.ts';
 import { lookupPath } from '../kernel/vfs.ts';
-import { Machine, type Process } from '../machine.ts';
+import type { Machine, Process } from '../machine.ts';
 import type { RunStatus } from '../sim/engine.ts';
 import type { LogEntry } from '../sim/event-log.ts';
 import type { Report } from '../sim/report.ts';
@@ -31,6 +34,7 @@ import type { SchedulerOptions } from '../sim/scheduler.ts';
 import { ProcessExit, SegmentationFault, type Sys } from '../uapi/sys.ts';
 import { type ExpectationResult, evaluateExpectations } from './expect.ts';
 import { type CompiledProcess, type CompiledScenario, HARNESS_NAME } from './load.ts';
+import type { TransferRecord } from './step-kind.ts';
 import {
   type BoundValue,
   type CompiledStep,
@@ -64,6 +68,8 @@ export interface StepRecord {
   seq: number;
   /** The process's name. */
   process: string;
+  /** The host the process runs on (absent in records made before hosts existed). */
+  host?: string;
   /** The thread's name (`main`, or the `parallel` branch). */
   thread: string;
   /** Process id. */
@@ -102,6 +108,8 @@ export interface StepRecord {
   text?: string;
   /** What went wrong, for failed checks and crashes. */
   problem?: string;
+  /** The data the step moved (RDMA, DMA, P2P): bytes, time, achieved and line rate. */
+  transfer?: TransferRecord;
   /** Index of the first event-log entry at or after its start. */
   logStart: number;
   /** Index just past the last event-log entry before its end. */
@@ -122,6 +130,8 @@ export interface ThreadRecord {
 export interface ProcessRecord {
   /** Name. */
   name: string;
+  /** The host it ran on. */
+  host?: string;
   /** Process id. */
   pid: number;
   /** Exit code, or null if it did not exit. */
@@ -150,8 +160,12 @@ export interface ScenarioResult {
   seed: number;
   /** Scheduler used. */
   scheduler: SchedulerOptions;
-  /** The topology the scenario names (the machine's PCIe tree), or null for the default machine. */
-  topology: { name: string; devices: { id: string; bdf: string; kind: string }[] } | null;
+  /** The topology the scenario names (the first host's PCIe tree), or null for the default machine. */
+  topology: TopologyRecord | null;
+  /** Every host, in boot order, with its topology (null: the default machine). */
+  hosts: { name: string; topology: TopologyRecord | null }[];
+  /** The RDMA network joining the hosts' NIC ports. */
+  network: { gbps: number; latencyNs?: number };
   /** How the run ended, or `skipped` when the machine lacks a device the scenario requires. */
   status: RunStatus | 'skipped';
   /** Why it was skipped. */
@@ -176,10 +190,20 @@ export interface ScenarioResult {
   logHash: string;
 }
 
+/** A topology as a result shows it. */
+export interface TopologyRecord {
+  /** Its name. */
+  name: string;
+  /** Its endpoints. */
+  devices: { id: string; bdf: string; kind: string }[];
+}
+
 /** Who a simulated task is. */
 export interface TaskInfo {
   /** Process name. */
   process: string;
+  /** The host it runs on. */
+  host?: string;
   /** Thread name. */
   thread: string;
   /** Process id. */
@@ -215,6 +239,8 @@ class ScenarioRun {
   readonly byName = new Map<string, Process>();
   readonly killed = new Set<string>();
   readonly threads = new Map<string, ThreadRecord[]>();
+  cluster!: Cluster;
+  /** The first host. */
   machine!: Machine;
   t0 = 0;
 
@@ -236,30 +262,51 @@ class ScenarioRun {
 
   async run(): Promise<RunArtifacts> {
     const sc = this.sc;
-    // Each run enumerates its own copy of the topology: a machine binds drivers to it.
-    const topology = sc.topology === null ? undefined : buildTopology(sc.topology.spec);
-    const m = await Machine.create({ seed: this.seed, scheduler: this.scheduler, topology });
-    this.machine = m;
-    this.t0 = m.engine.now;
-    m.kernel.enter();
-    const missing = sc.requires.filter((p) => {
-      const e = lookupPath(p);
-      return e === null || typeof e === 'number';
+    // Each run enumerates its own copy of each topology: a machine binds drivers to it.
+    const c = await Cluster.create({
+      // Host i numbers its processes from 100 + 1000 i (each host has its own pid space, as
+      // separate machines do; disjoint ranges keep traces and the visualiser unambiguous).
+      machines: sc.hosts.map((h, i) => ({
+        name: h.name,
+        firstPid: 100 + 1000 * i,
+        ...(h.topology === null ? {} : { topology: buildTopology(h.topology.spec) }),
+      })),
+      seed: this.seed,
+      scheduler: this.scheduler,
+      linkGbps: sc.network.gbps,
+      ...(sc.network.latencyNs === undefined ? {} : { link: { latencyNs: sc.network.latencyNs } }),
     });
-    if (missing.length > 0) {
-      return this.finish('skipped', `this machine has no ${missing.join(', ')}`);
+    this.cluster = c;
+    this.machine = c.machines[0];
+    this.t0 = c.engine.now;
+    for (const m of c.machines) {
+      m.kernel.enter();
+      const missing = sc.requires.filter((p) => {
+        const e = lookupPath(p);
+        return e === null || typeof e === 'number';
+      });
+      if (missing.length > 0) {
+        const which = c.machines.length > 1 ? `host ${m.kernel.name}` : 'this machine';
+        return this.finish('skipped', `${which} has no ${missing.join(', ')}`);
+      }
     }
-    m.spawn(HARNESS_NAME, (sys) => this.harness(sys));
-    const r = await m.run({ until: this.t0 + sc.limit });
+    for (const m of c.machines) {
+      m.kernel.enter();
+      m.spawn(HARNESS_NAME, (sys) => this.harness(sys, m.kernel.name));
+    }
+    const r = await c.run({ until: this.t0 + sc.limit });
     return this.finish(r.status);
   }
 
-  /** The harness: channels, then one child per scenario process, then reaping. */
-  private async harness(sys: Sys): Promise<number> {
+  /** A host's harness: its channels, then one child per process of the host, then reaping. */
+  private async harness(sys: Sys, host: string): Promise<number> {
     this.register(sys, HARNESS_NAME, 'main');
+    const procs = this.sc.processes.filter((p) => p.host === host);
+    const mine = new Set(procs.map((p) => p.name));
     const ends = new Map<string, Map<string, number>>();
     const all: number[] = [];
     for (const c of this.sc.channels) {
+      if (!mine.has(c.ends[0])) continue;
       const sv = sys.alloc(8, 4);
       const r = await sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
       if (r < 0) throw new Error(`harness: socketpair for channel ${c.name} failed with ${errnoName(r)}`);
@@ -270,16 +317,16 @@ class ScenarioRun {
         ends.get(p)!.set(c.name, fd);
       });
     }
-    for (const p of this.sc.processes) {
-      const mine = ends.get(p.name) ?? new Map<string, number>();
-      for (const fd of mine.values()) await sys.fcntl(fd, F_SETFD, 0);
-      const pid = sys.spawn(p.name, (csys) => this.processMain(csys, p, mine));
-      const proc = this.machine.processes.find((q) => q.pid === pid);
+    for (const p of procs) {
+      const own = ends.get(p.name) ?? new Map<string, number>();
+      for (const fd of own.values()) await sys.fcntl(fd, F_SETFD, 0);
+      const pid = sys.spawn(p.name, (csys) => this.processMain(csys, p, own));
+      const proc = sys.machine.processes.find((q) => q.pid === pid);
       if (proc) this.byName.set(p.name, proc);
-      for (const fd of mine.values()) await sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
+      for (const fd of own.values()) await sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     for (const fd of all) await sys.close(fd);
-    for (let i = 0; i < this.sc.processes.length; i++) {
+    for (let i = 0; i < procs.length; i++) {
       const r = await sys.waitpid(-1, 0, 0);
       if (r < 0) break;
     }
@@ -287,11 +334,13 @@ class ScenarioRun {
   }
 
   private register(sys: Sys, process: string, thread: string): void {
-    const info = { process, thread, pid: sys.getpid(), tid: sys.gettid() };
+    const host = sys.machine.kernel.name;
+    const info = { process, host, thread, pid: sys.getpid(), tid: sys.gettid() };
     this.tasks.set(sys.task.id, info);
-    const list = this.threads.get(process) ?? [];
+    const key = `${host}/${process}`;
+    const list = this.threads.get(key) ?? [];
     list.push({ name: thread, tid: info.tid, task: sys.task.id });
-    this.threads.set(process, list);
+    this.threads.set(key, list);
   }
 
   private async processMain(sys: Sys, p: CompiledProcess, channels: Map<string, number>): Promise<number> {
@@ -301,6 +350,9 @@ class ScenarioRun {
         sys: tsys,
         process: p.name,
         thread,
+        host: p.host,
+        oob: this.cluster.oob,
+        hostOf: (name) => this.sc.processes.find((q) => q.name === name)?.host,
         fd: (name) => {
           const v = names.get(name);
           if (v === undefined) throw new StepError(`"${name}" is not bound (yet) in ${p.name}`);
@@ -366,6 +418,7 @@ class ScenarioRun {
     const rec: StepRecord = {
       seq: this.steps.length,
       process: ctx.process,
+      host: ctx.host,
       thread: ctx.thread,
       pid: sys.getpid(),
       tid: sys.gettid(),
@@ -419,6 +472,7 @@ class ScenarioRun {
     if (out.detail !== undefined) rec.detail = out.detail;
     if (out.text !== undefined) rec.text = out.text;
     if (out.problem !== undefined) rec.problem = out.problem;
+    if (out.transfer !== undefined) rec.transfer = out.transfer;
     const want = step.expectErrno;
     if (out.ret < 0) {
       rec.errno = errnoName(out.ret);
@@ -437,7 +491,8 @@ class ScenarioRun {
 
   private kill(name: string, from: Sys): number {
     const p = this.byName.get(name);
-    if (!p) return -errno.ESRCH;
+    // kill(2) reaches only processes of the caller's own host.
+    if (!p || p.machine !== from.machine) return -errno.ESRCH;
     if (p.exitCode !== null || p.exiting) return 0;
     this.killed.add(name);
     p.exitGroup(EXIT_KILLED, from.task);
@@ -445,20 +500,24 @@ class ScenarioRun {
   }
 
   private finish(status: RunStatus | 'skipped', skipped?: string): RunArtifacts {
-    const m = this.machine;
+    const c = this.cluster;
+    const engine = c.engine;
     const sc = this.sc;
     const processes: ProcessRecord[] = [];
-    const harness = m.processes.find((p) => p.name === HARNESS_NAME && p.parent === null);
-    if (harness) {
+    for (const m of c.machines) {
+      const harness = m.processes.find((p) => p.name === HARNESS_NAME && p.parent === null);
+      if (!harness) continue;
+      const host = m.kernel.name;
       processes.push({
         name: HARNESS_NAME,
+        host,
         pid: harness.pid,
         exitCode: harness.exitCode,
         killed: false,
         ...(harness.error === undefined
           ? {}
           : { crashed: String((harness.error as Error)?.message ?? harness.error) }),
-        threads: this.threads.get(HARNESS_NAME) ?? [],
+        threads: this.threads.get(`${host}/${HARNESS_NAME}`) ?? [],
         harness: true,
       });
     }
@@ -466,41 +525,45 @@ class ScenarioRun {
       const p = this.byName.get(cp.name);
       processes.push({
         name: cp.name,
+        host: cp.host,
         pid: p?.pid ?? 0,
         exitCode: p?.exitCode ?? null,
         killed: this.killed.has(cp.name),
         ...(p?.error === undefined ? {} : { crashed: String((p.error as Error)?.message ?? p.error) }),
-        threads: this.threads.get(cp.name) ?? [],
+        threads: this.threads.get(`${cp.host}/${cp.name}`) ?? [],
       });
     }
-    const reports: ReportRecord[] = m.reports.map((r) => ({ ...r, time: r.simTime - this.t0 }));
-    const topo = sc.topology;
+    const reports: ReportRecord[] = engine.reports.map((r) => ({ ...r, time: r.simTime - this.t0 }));
+    const topoRecord = (t: CompiledScenario['topology']): TopologyRecord | null =>
+      t
+        ? {
+            name: t.name,
+            devices: t.endpoints.map((d) => ({ id: d.id, bdf: d.name, kind: d.kind ?? 'other' })),
+          }
+        : null;
     const result: ScenarioResult = {
       scenario: { name: sc.name, ...(sc.description ? { description: sc.description } : {}), file: sc.file },
       seed: this.seed,
       scheduler: this.scheduler,
-      topology: topo
-        ? {
-            name: topo.name,
-            devices: topo.endpoints.map((d) => ({ id: d.id, bdf: d.name, kind: d.kind ?? 'other' })),
-          }
-        : null,
+      topology: topoRecord(sc.topology),
+      hosts: sc.hosts.map((h) => ({ name: h.name, topology: topoRecord(h.topology) })),
+      network: sc.network,
       status,
       ...(skipped === undefined ? {} : { skipped }),
       t0: this.t0,
-      duration: m.engine.now - this.t0,
+      duration: engine.now - this.t0,
       processes,
       steps: this.steps,
       reports,
       expectations: [],
       ok: true,
-      logEntries: m.engine.log.length,
-      logHash: m.engine.log.hash(),
+      logEntries: engine.log.length,
+      logHash: engine.log.hash(),
     };
     if (status !== 'skipped') {
       result.expectations = evaluateExpectations(sc, result);
       result.ok = result.expectations.every((e) => e.ok);
     }
-    return { result, log: m.engine.log.entries, tasks: this.tasks };
+    return { result, log: engine.log.entries, tasks: this.tasks };
   }
 }

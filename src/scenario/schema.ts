@@ -2,11 +2,13 @@
  * The scenario file format as a zod schema, and its JSON Schema for editors.
  *
  * A scenario names a topology (a preset, a preset with overrides, or an inline
- * description matching `TopologySpec` of src/kernel/pci/topology.ts), the processes
+ * description matching `TopologySpec` of src/kernel/pci/topology.ts) or several hosts,
+ * each with its own topology, joined by an RDMA network (`hosts`, `network`); the processes
  * to run and their steps (see step-kind.ts; branches of `parallel` run as threads),
  * channels (socketpairs between two processes, to pass fds), and expectations: a step
  * fails with a given errno or finishes within a time, a rule report is or is not
- * raised, a process exits with a code or is killed, the run completes or deadlocks.
+ * raised, a process exits with a code or is killed, a transfer achieves a rate, the run
+ * completes or deadlocks.
  *
  * `scenarioJsonSchema()` is published as schema/scenario.schema.json; a file that
  * starts with `# yaml-language-server: $schema=<path>/scenario.schema.json` gets
@@ -269,6 +271,55 @@ export const expectationSchema = z
         .meta({ description: 'A process exits with a code, or is (not) killed.' }),
       z
         .strictObject({
+          bandwidth: z
+            .strictObject({
+              step: identifier.meta({
+                description: 'The id of a step that moves data (rdma_write, hl_fill...).',
+              }),
+              of: z.literal('line').default('line').meta({
+                description: 'Fractions are of the line rate of the link the step used (the only choice).',
+              }),
+              atLeast: z
+                .number()
+                .positive()
+                .max(1)
+                .optional()
+                .meta({ description: 'The achieved rate is at least this fraction of the line rate.' }),
+              atMost: z
+                .number()
+                .positive()
+                .max(1)
+                .optional()
+                .meta({ description: 'The achieved rate is at most this fraction of the line rate.' }),
+              near: z.number().positive().max(1).optional().meta({
+                description: 'The achieved rate is this fraction of the line rate, within `tolerance`.',
+              }),
+              tolerance: z
+                .number()
+                .positive()
+                .max(1)
+                .default(0.1)
+                .meta({ description: 'Relative tolerance of `near` (default 0.1: within 10%).' }),
+              atLeastGbps: z
+                .number()
+                .positive()
+                .optional()
+                .meta({ description: 'The achieved rate is at least this many Gb/s.' }),
+              atMostGbps: z
+                .number()
+                .positive()
+                .optional()
+                .meta({ description: 'The achieved rate is at most this many Gb/s.' }),
+            })
+            .meta({
+              id: 'BandwidthExpectation',
+              description:
+                'The rate a step achieved: {step, atLeast / atMost / near (fractions of line), atLeastGbps / atMostGbps}.',
+            }),
+        })
+        .meta({ description: 'A step that moves data achieves a rate.' }),
+      z
+        .strictObject({
           run: z
             .enum(['completed', 'deadlock', 'time-limit'])
             .meta({ description: 'How the run ends (default: completed).' }),
@@ -277,7 +328,7 @@ export const expectationSchema = z
     ],
     {
       error:
-        'expected an expectation: {step: id, ...}, {report: ...}, {no_report: ...}, {process: name, ...} or {run: ...}',
+        'expected an expectation: {step: id, ...}, {report: ...}, {no_report: ...}, {process: name, ...}, {bandwidth: {...}} or {run: ...}',
     },
   )
   .meta({ id: 'Expectation', description: 'One expectation.' });
@@ -288,6 +339,9 @@ const processSchema = z
   .strictObject({
     name: identifier.meta({ description: 'The process name (its comm).' }),
     description: z.string().optional(),
+    host: identifier
+      .optional()
+      .meta({ description: 'The host it runs on, a name under `hosts` (default: the first host).' }),
     steps: z.array(anyStep).min(1).meta({ description: "The main thread's steps, in order." }),
   })
   .meta({ id: 'Process', description: 'A process and the steps its main thread runs.' });
@@ -325,6 +379,38 @@ export const scenarioSchema = z
       .default(60_000_000_000)
       .meta({ description: 'Virtual time after which the run is stopped (default 60s).' }),
     topology: topologySchema.optional(),
+    hosts: z
+      .array(
+        z
+          .strictObject({
+            name: identifier.meta({
+              description: 'The host name (its kernel name in reports): host1, host2...',
+            }),
+            topology: topologySchema.optional(),
+          })
+          .meta({ id: 'Host', description: 'A machine of the cluster: its name and its PCIe topology.' }),
+      )
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          'Several machines on one clock, their RDMA NIC ports cabled to one switch (instead of `topology`, which describes a single host).',
+      }),
+    network: z
+      .strictObject({
+        gbps: z
+          .number()
+          .positive()
+          .default(200)
+          .meta({ description: 'Rate of every NIC port and switch link, Gb/s (default 200).' }),
+        latency: duration
+          .optional()
+          .meta({ description: 'One-way latency of each cable (default 600ns); the switch adds its own.' }),
+      })
+      .optional()
+      .meta({
+        description: "The RDMA network joining the hosts' NIC ports (one host's NICs are cabled too).",
+      }),
     requires: z
       .array(z.string().regex(/^\//, { error: 'expected an absolute path such as /dev/dma_heap/system' }))
       .default([])

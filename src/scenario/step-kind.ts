@@ -18,6 +18,7 @@
  * Not a kernel concept: this is the scenario language.
  */
 import { z } from 'zod';
+import type { OobChannel } from '../fabric/oob.ts';
 import type { Sys } from '../uapi/sys.ts';
 import { duration } from './units.ts';
 import { ERRNO_NAMES } from './values.ts';
@@ -64,14 +65,38 @@ export interface StepOutcome {
   text?: string;
   /** A check the step makes failed (bytes differ, wrong status): what was wrong. */
   problem?: string;
+  /** The data the step moved (DMA, P2P, RDMA), for reports and `bandwidth` expectations. */
+  transfer?: TransferRecord;
+}
+
+/** What a step that moves data moved, how long it took and how fast that was. */
+export interface TransferRecord {
+  /** What moved it: `rdma_write`, `rdma_read`, `dma`, `p2p_read`. */
+  kind: string;
+  /** Bytes moved. */
+  bytes: number;
+  /** Virtual time it took, ns. */
+  ns: number;
+  /** Achieved rate, Gb/s (bits per ns). */
+  gbps: number;
+  /** The rate of the link it crossed, Gb/s, when there is one (an RDMA port). */
+  lineRateGbps?: number;
+  /** Where the bytes came from (`host1/accel0`, `host memory`). */
+  from: string;
+  /** Where they went. */
+  to: string;
 }
 
 /** A name a step reads, for the loader's checks. */
 export interface NameRef {
   /** The name. */
   name: string;
-  /** What the name must be: a bound value, a channel, or a process. */
-  type: ValueType | 'channel' | 'process';
+  /**
+   * What the name must be: a bound value, a channel, a process, or an out-of-band
+   * mailbox the step posts to (`oob-send`) or waits on (`oob-recv`; some step of the
+   * scenario must post to it).
+   */
+  type: ValueType | 'channel' | 'process' | 'oob-send' | 'oob-recv';
   /** Path of the argument inside the step's arguments, for error positions. */
   path: (string | number)[];
 }
@@ -151,6 +176,12 @@ export interface StepContext {
   readonly process: string;
   /** The thread's name (`main` or a `parallel` branch). */
   readonly thread: string;
+  /** The host the process runs on (its kernel's name: `host1`...). */
+  readonly host: string;
+  /** The cluster's out-of-band channel (mailboxes shared by the processes of every host). */
+  readonly oob: OobChannel;
+  /** The host a process of the scenario runs on, or undefined if there is no such process. */
+  hostOf(process: string): string | undefined;
   /** The fd bound to `name` (throws a step error if unbound or not an fd). */
   fd(name: string): number;
   /** The mapping bound to `name` (throws a step error if unbound or not a mapping). */
@@ -190,6 +221,8 @@ export interface StepKind<A = unknown> {
   readonly args: z.ZodType<A>;
   /** What a successful step binds to `as`; steps without it reject `as`. */
   readonly produces?: ValueType;
+  /** The step moves data and records a `transfer` (so a `bandwidth` expectation may name it). */
+  readonly transfers?: boolean;
   /** The names the arguments read. */
   refs?(args: A): NameRef[];
   /** Nested step lists (only `parallel`). */

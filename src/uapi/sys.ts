@@ -11,6 +11,9 @@
  * Integer arguments are converted as the C ABI would: fds, flags and commands are
  * truncated to 32 bits, sizes and offsets read as 64-bit (numbers or bigints).
  *
+ * Every call is bracketed by the `sys_enter`/`sys_exit` tracepoints (raw_syscalls;
+ * name, fd, ioctl request name, return value) when the run's log records.
+ *
  * Calls return to "userspace" the way the kernel does: deferred file releases
  * (task_work) run before the call returns. When the process is exiting (another thread
  * called `exit`, or crashed), a call does not return: the thread unwinds.
@@ -35,12 +38,14 @@ import { ksysLseek, ksysRead, ksysWrite } from '../kernel/read-write.ts';
 import { type TaskStruct, taskWorkRun } from '../kernel/sched.ts';
 import { sysRecvmsg, sysSendmsg, sysSocketpair } from '../kernel/socket.ts';
 import { sysFstat } from '../kernel/stat.ts';
+import { traceSysEnter, traceSysExit } from '../kernel/trace.ts';
 import { copyStructFromUser, copyStructToUser, copyToUser } from '../kernel/uaccess.ts';
 import { doSysOpen, doUnlink, normalizePath } from '../kernel/vfs.ts';
 import { ksysIoctl } from '../kernel/vfs-ioctl.ts';
 import type { Machine, Process, ProgramMain } from '../machine.ts';
 import type { Task } from '../sim/engine.ts';
 import { KernelBug } from '../sim/report.ts';
+import { ioctlName } from './ioctl-names.ts';
 import {
   bytesToCString,
   type FieldSpec,
@@ -93,6 +98,38 @@ export const CLOCK_TAI = 11;
 
 /** CLOCK_REALTIME at virtual time 0: 2025-01-01T00:00:00Z, in ns. */
 export const REALTIME_EPOCH_NS = 1_735_689_600n * 1_000_000_000n;
+
+/** x86_64 syscall numbers of the calls `Sys` traces (arch/x86/entry/syscalls/syscall_64.tbl). */
+export const __NR = {
+  read: 0,
+  write: 1,
+  open: 2,
+  close: 3,
+  fstat: 5,
+  poll: 7,
+  lseek: 8,
+  mmap: 9,
+  mprotect: 10,
+  munmap: 11,
+  ioctl: 16,
+  dup: 32,
+  dup2: 33,
+  nanosleep: 35,
+  sendmsg: 46,
+  recvmsg: 47,
+  socketpair: 53,
+  wait4: 61,
+  fcntl: 72,
+  ftruncate: 77,
+  unlink: 87,
+  readlink: 89,
+  clock_gettime: 228,
+  dup3: 292,
+  memfd_create: 319,
+} as const;
+
+/** A traced syscall's name. */
+type SyscallName = keyof typeof __NR;
 
 function u32(x: unknown): number {
   if (typeof x === 'bigint') return Number(BigInt.asUintN(32, x));
@@ -155,13 +192,27 @@ export class Sys {
    * exception thrown by kernel code is a model bug, not the program's: it becomes a
    * `bug` report (a kernel oops) and stops the run.
    */
-  private async call(fn: () => number | Promise<number>): Promise<number> {
+  private async call(
+    fn: () => number | Promise<number>,
+    sc?: SyscallName,
+    fd?: unknown,
+    request?: unknown,
+  ): Promise<number> {
     this.checkAlive();
+    // sys_enter/sys_exit: only when the log records (a disabled log costs one test).
+    const engine = this.machine.engine;
+    const traced = sc !== undefined && engine.log.enabled;
+    if (traced) {
+      const cmd = request === undefined ? undefined : ioctlName(u32(request));
+      traceSysEnter(engine, __NR[sc], sc, fd === undefined ? undefined : s32(fd), cmd);
+    }
     let r: number;
     try {
       r = await fn();
       await taskWorkRun(this.kernelTask);
     } catch (e) {
+      // The call does not return normally: close its slice (-EINTR for a dying thread).
+      if (traced) traceSysExit(engine, __NR[sc], sc, e instanceof ProcessExit ? -errno.EINTR : -errno.EFAULT);
       if (e instanceof ProcessExit || e instanceof KernelBug) throw e;
       const err = e instanceof Error ? e : new Error(String(e));
       this.machine.kernel.enter();
@@ -170,6 +221,7 @@ export class Sys {
         `Oops: ${err.message} in a syscall of ${this.process.name}[${this.process.pid}]\n${err.stack ?? ''}`,
       );
     }
+    if (traced) traceSysExit(engine, __NR[sc], sc, r);
     this.checkAlive();
     return r;
   }
@@ -266,7 +318,7 @@ export class Sys {
         });
         if (r < 0) return -errno.EINTR;
       }
-    });
+    }, 'wait4');
   }
 
   /** clock_gettime(2): writes a struct timespec at `tsAddr`. */
@@ -303,7 +355,7 @@ export class Sys {
       }
       const sec = ns / 1_000_000_000n;
       return copyStructToUser(timespec, uptr(tsAddr), { tv_sec: sec, tv_nsec: ns - sec * 1_000_000_000n });
-    });
+    }, 'clock_gettime');
   }
 
   /** nanosleep(2): sleeps in virtual time; -EINTR (remaining time at `remAddr`) if interrupted. */
@@ -328,87 +380,91 @@ export class Sys {
         return -errno.EINTR;
       }
       return 0;
-    });
+    }, 'nanosleep');
   }
 
   // ------------------------------------------------------------ files
 
   /** open(2): `path` is a JS string; returns the new fd. */
   async open(path: string, flags: number, mode = 0): Promise<number> {
-    return this.call(() => doSysOpen(typeof path === 'string' ? path : '', s32(flags), u32(mode)));
+    return this.call(() => doSysOpen(typeof path === 'string' ? path : '', s32(flags), u32(mode)), 'open');
   }
 
   /** close(2). */
   async close(fd: number): Promise<number> {
-    return this.call(() => closeFd(u32(fd)));
+    return this.call(() => closeFd(u32(fd)), 'close', fd);
   }
 
   /** dup(2). */
   async dup(fd: number): Promise<number> {
-    return this.call(() => ksysDup(u32(fd)));
+    return this.call(() => ksysDup(u32(fd)), 'dup', fd);
   }
 
   /** dup2(2). */
   async dup2(oldfd: number, newfd: number): Promise<number> {
-    return this.call(() => ksysDup2(u32(oldfd), u32(newfd)));
+    return this.call(() => ksysDup2(u32(oldfd), u32(newfd)), 'dup2', oldfd);
   }
 
   /** dup3(2): `flags` may be O_CLOEXEC. */
   async dup3(oldfd: number, newfd: number, flags: number): Promise<number> {
-    return this.call(() => ksysDup3(u32(oldfd), u32(newfd), s32(flags)));
+    return this.call(() => ksysDup3(u32(oldfd), u32(newfd), s32(flags)), 'dup3', oldfd);
   }
 
   /** fcntl(2). */
   async fcntl(fd: number, cmd: number, arg: Arg = 0): Promise<number> {
-    return this.call(() => doFcntl(u32(fd), u32(cmd), Number(ulong(arg) & 0xffffffffn)));
+    return this.call(() => doFcntl(u32(fd), u32(cmd), Number(ulong(arg) & 0xffffffffn)), 'fcntl', fd);
   }
 
   /** ioctl(2): `request` is the 32-bit request number, `arg` usually a user address. */
   async ioctl(fd: number, request: number, arg: Arg = 0): Promise<number> {
-    return this.call(() => ksysIoctl(u32(fd), u32(request), usize(arg)));
+    return this.call(() => ksysIoctl(u32(fd), u32(request), usize(arg)), 'ioctl', fd, request);
   }
 
   /** read(2). */
   async read(fd: number, buf: Arg, count: Arg): Promise<number> {
-    return this.call(() => ksysRead(u32(fd), uptr(buf), usize(count)));
+    return this.call(() => ksysRead(u32(fd), uptr(buf), usize(count)), 'read', fd);
   }
 
   /** write(2). */
   async write(fd: number, buf: Arg, count: Arg): Promise<number> {
-    return this.call(() => ksysWrite(u32(fd), uptr(buf), usize(count)));
+    return this.call(() => ksysWrite(u32(fd), uptr(buf), usize(count)), 'write', fd);
   }
 
   /** lseek(2): returns the new offset. */
   async lseek(fd: number, offset: Arg, whence: number): Promise<number> {
-    return this.call(() => ksysLseek(u32(fd), s64(offset), u32(whence)));
+    return this.call(() => ksysLseek(u32(fd), s64(offset), u32(whence)), 'lseek', fd);
   }
 
   /** fstat(2) (an extra call): writes a struct stat at `statbuf`. */
   async fstat(fd: number, statbuf: Arg): Promise<number> {
-    return this.call(() => sysFstat(u32(fd), uptr(statbuf)));
+    return this.call(() => sysFstat(u32(fd), uptr(statbuf)), 'fstat', fd);
   }
 
   /** ftruncate(2). */
   async ftruncate(fd: number, length: Arg): Promise<number> {
-    return this.call(() => {
-      const len = s64(length);
-      if (len < 0) return -errno.EINVAL;
-      const f = fdget(u32(fd));
-      if (!f) return -errno.EBADF;
-      if (!S_ISREG(f.inode.mode) || !(f.fMode & FMODE_WRITE)) return -errno.EINVAL;
-      if (!shmemInfo(f.inode)) return -errno.EINVAL;
-      return shmemSetSize(f.inode, len);
-    });
+    return this.call(
+      () => {
+        const len = s64(length);
+        if (len < 0) return -errno.EINVAL;
+        const f = fdget(u32(fd));
+        if (!f) return -errno.EBADF;
+        if (!S_ISREG(f.inode.mode) || !(f.fMode & FMODE_WRITE)) return -errno.EINVAL;
+        if (!shmemInfo(f.inode)) return -errno.EINVAL;
+        return shmemSetSize(f.inode, len);
+      },
+      'ftruncate',
+      fd,
+    );
   }
 
   /** memfd_create(2): `nameAddr` is the user address of the name. */
   async memfd_create(nameAddr: Arg, flags: number): Promise<number> {
-    return this.call(() => memfdCreate(uptr(nameAddr), u32(flags)));
+    return this.call(() => memfdCreate(uptr(nameAddr), u32(flags)), 'memfd_create');
   }
 
   /** unlink(2) (an extra call): removes a file created under /tmp or /dev/shm. */
   async unlink(path: string): Promise<number> {
-    return this.call(() => doUnlink(typeof path === 'string' ? path : ''));
+    return this.call(() => doUnlink(typeof path === 'string' ? path : ''), 'unlink');
   }
 
   /** readlink(2) (an extra call): /proc/self, /proc/<pid>/fd/<n>; copies at most `size` bytes, no NUL. */
@@ -423,46 +479,50 @@ export class Sys {
       if (typeof target === 'number') return target;
       const bytes = stringBytes(target).subarray(0, n);
       return copyToUser(uptr(buf), bytes) ? -errno.EFAULT : bytes.length;
-    });
+    }, 'readlink');
   }
 
   // ------------------------------------------------------------ memory
 
   /** mmap(2): returns the mapping's address or -errno. */
   async mmap(addr: Arg, length: Arg, prot: number, flags: number, fd: number, offset: Arg): Promise<number> {
-    return this.call(() => ksysMmap(this.mm, addr, length, u32(prot), u32(flags), s32(fd), offset));
+    return this.call(
+      () => ksysMmap(this.mm, addr, length, u32(prot), u32(flags), s32(fd), offset),
+      'mmap',
+      fd,
+    );
   }
 
   /** munmap(2). */
   async munmap(addr: Arg, length: Arg): Promise<number> {
-    return this.call(() => ksysMunmap(this.mm, addr, length));
+    return this.call(() => ksysMunmap(this.mm, addr, length), 'munmap');
   }
 
   /** mprotect(2). */
   async mprotect(addr: Arg, length: Arg, prot: number): Promise<number> {
-    return this.call(() => ksysMprotect(this.mm, addr, length, u32(prot)));
+    return this.call(() => ksysMprotect(this.mm, addr, length, u32(prot)), 'mprotect');
   }
 
   /** poll(2): `fdsAddr` points at `nfds` struct pollfd; a negative timeout waits forever. */
   async poll(fdsAddr: Arg, nfds: number, timeoutMs: number): Promise<number> {
-    return this.call(() => doSysPoll(uptr(fdsAddr), u32(nfds), s32(timeoutMs)));
+    return this.call(() => doSysPoll(uptr(fdsAddr), u32(nfds), s32(timeoutMs)), 'poll');
   }
 
   // ------------------------------------------------------------ sockets
 
   /** socketpair(2): writes the two fds as int[2] at `svAddr`. */
   async socketpair(domain: number, type: number, protocol: number, svAddr: Arg): Promise<number> {
-    return this.call(() => sysSocketpair(s32(domain), s32(type), s32(protocol), uptr(svAddr)));
+    return this.call(() => sysSocketpair(s32(domain), s32(type), s32(protocol), uptr(svAddr)), 'socketpair');
   }
 
   /** sendmsg(2): `msgAddr` points at a struct msghdr. */
   async sendmsg(fd: number, msgAddr: Arg, flags: number): Promise<number> {
-    return this.call(() => sysSendmsg(u32(fd), uptr(msgAddr), u32(flags)));
+    return this.call(() => sysSendmsg(u32(fd), uptr(msgAddr), u32(flags)), 'sendmsg', fd);
   }
 
   /** recvmsg(2): `msgAddr` points at a struct msghdr; received fds arrive as SCM_RIGHTS. */
   async recvmsg(fd: number, msgAddr: Arg, flags: number): Promise<number> {
-    return this.call(() => sysRecvmsg(u32(fd), uptr(msgAddr), u32(flags)));
+    return this.call(() => sysRecvmsg(u32(fd), uptr(msgAddr), u32(flags)), 'recvmsg', fd);
   }
 
   // ------------------------------------------------------------ helpers (not syscalls)

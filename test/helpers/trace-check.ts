@@ -2,9 +2,11 @@
  * Test helper: the structural rules the Perfetto UI's JSON importer enforces on a Chrome
  * trace-event file (trace_processor's json parser and slice tracker): B/E balanced per
  * thread; complete (X) slices on one thread nested or disjoint, intervals closed on the
- * left and open on the right; async b/e pairs matched by pid, category, name and id;
- * flows with numeric ids that start with `s` and end with `f`; every pid and thread
- * named; events after the metadata in time order.
+ * left and open on the right; async b/e pairs matched by pid, category, name and id,
+ * and async instants (`n`) inside an open pair of the same key (else they land on a
+ * track of their own); counters (`C`) with finite numeric values; flows with numeric
+ * ids that start with `s` and end with `f`; every pid and thread named; events after
+ * the metadata in time order.
  */
 import type { ChromeTrace, TraceEvent } from '../../src/report/chrome-trace.ts';
 
@@ -65,6 +67,13 @@ export function traceProblems(t: ChromeTrace): string[] {
   // Async pairs.
   const open = new Map<string, number>();
   for (const e of t.traceEvents) {
+    if (e.ph === 'C') {
+      const values = Object.values(e.args ?? {});
+      if (values.length === 0 || !values.every((v) => typeof v === 'number' && Number.isFinite(v)))
+        problems.push(`counter without finite numeric values: ${JSON.stringify(e)}`);
+    }
+    if (e.ph === 'n' && !open.has(`${e.pid}|${e.cat}|${e.name}|${e.id}`))
+      problems.push(`async instant outside its slice: ${e.pid}|${e.cat}|${e.name}|${e.id}`);
     if (e.ph !== 'b' && e.ph !== 'e') continue;
     const k = `${e.pid}|${e.cat}|${e.name}|${e.id}`;
     if (e.id === undefined) problems.push(`async event without id: ${e.name}`);

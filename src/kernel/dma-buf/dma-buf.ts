@@ -46,7 +46,10 @@
  * - the fdinfo `count` is the file's reference count: the model's procfs takes no
  *   temporary reference, where 6.12 subtracts the one seq_show holds;
  * - an interrupted wait in an ioctl returns -EINTR (there are no signal handlers to
- *   restart for).
+ *   restart for);
+ * - tracepoints (kernel/trace.ts): dma_buf_export, dma_buf_fd and dma_buf_mmap as in
+ *   include/trace/events/dma_buf.h (after 6.12), and the model's attach, detach, pin,
+ *   unpin, map_attachment, unmap_attachment, move_notify and release, all keyed by ino.
  */
 
 import type { ReportObject } from '../../sim/report.ts';
@@ -94,9 +97,11 @@ import {
 } from '../mm/dma-mapping.ts';
 import type { VmAreaStruct } from '../mm/mmap.ts';
 import { PAGE_SHIFT } from '../mm/page.ts';
-import { forEachSgtableSg, type SgTable } from '../mm/scatterlist.ts';
+import type { SgTable } from '../mm/scatterlist.ts';
 import { EPOLLERR, EPOLLIN, EPOLLOUT, type PollTable, pollWait } from '../poll.ts';
+import { current } from '../sched.ts';
 import { type SeqFile, singleOpen } from '../seq-file.ts';
+import { type TraceArgs, tracepoint } from '../trace.ts';
 import { copyFromUser, copyToUser, memdupUser, strncpyFromUser, strnlenUser } from '../uaccess.ts';
 import { registerDevice } from '../vfs.ts';
 import { WaitQueueHead } from '../wait.ts';
@@ -243,8 +248,6 @@ export class DmaBufPollCb extends DmaFenceCb {
   active = 0;
 }
 
-let nextAttachmentId = 1;
-
 /** A device's attachment to a buffer (struct dma_buf_attachment). */
 export class DmaBufAttachment {
   /** The cached mapping (attach-time or cache_sgt_mapping), or null. */
@@ -259,8 +262,8 @@ export class DmaBufAttachment {
   detached = false;
   /** Tables mapped through this attachment and not unmapped yet (cached ones excluded). */
   readonly mapped = new Set<SgTable>();
-  /** A unique id for reports. */
-  readonly id = nextAttachmentId++;
+  /** An id for reports and tracepoints, unique per kernel (numbered from 1 per boot, so runs repeat exactly). */
+  readonly id: number;
 
   /** Use `dmaBufAttach` / `dmaBufDynamicAttach`. */
   constructor(
@@ -274,6 +277,7 @@ export class DmaBufAttachment {
     readonly importerPriv: unknown,
   ) {
     this.peer2peer = importerOps?.allowPeer2peer ?? false;
+    this.id = ++state(dmabuf.kernel).attachSeq;
   }
 
   /** This attachment as a report object. */
@@ -356,6 +360,8 @@ interface DmaBufState {
   list: DmaBuf[];
   /** WARN_ON_ONCE state. */
   warnedVmap: boolean;
+  /** The last attachment id given out. */
+  attachSeq: number;
 }
 
 const STATE = Symbol('dma_buf');
@@ -364,7 +370,7 @@ function state(k: Kernel = currentKernel()): DmaBufState {
   let s = k.singletons.get(STATE) as DmaBufState | undefined;
   if (!s) {
     // mnt_id 9 and device 00:08 are what the oracle kernel showed for dma-buf files.
-    s = { sb: new SuperBlock('dmabuf', 9, '00:08'), ino: 0, list: [], warnedVmap: false };
+    s = { sb: new SuperBlock('dmabuf', 9, '00:08'), ino: 0, list: [], warnedVmap: false, attachSeq: 0 };
     k.singletons.set(STATE, s);
   }
   return s;
@@ -421,6 +427,39 @@ function warnOn(rule: string, message: string, objects: ReportObject[] = []): vo
 
 // ------------------------------------------------------------ export, fd, get, put
 
+/**
+ * Emits a dma_buf_* tracepoint of `dmabuf` (the ino is the id every view and trace uses;
+ * `host`, the kernel's name, tells machines of a cluster apart).
+ */
+function traceDmaBuf(dmabuf: DmaBuf, name: string, args: TraceArgs = {}): void {
+  const engine = dmabuf.kernel.engine;
+  if (!engine.log.enabled) return;
+  tracepoint(engine, name, { ino: dmabuf.ino, ...args, host: dmabuf.kernel.name });
+}
+
+/** The topology endpoint id (`nic0`) of a device on the PCIe topology, or of its nearest such parent. */
+function topologyEndpoint(dev: Device): string | undefined {
+  for (let d: unknown = dev; d && typeof d === 'object'; d = (d as { parent?: unknown }).parent) {
+    const x = d as { id?: unknown; role?: unknown; topology?: unknown };
+    if (x.role === 'endpoint' && typeof x.id === 'string' && x.topology) return x.id;
+  }
+  return undefined;
+}
+
+/** Emits `dma_buf_map_attachment`: entries mapped, and whether they carry struct pages (false for P2P). */
+function traceMap(attach: DmaBufAttachment, sgt: SgTable): void {
+  if (!attach.dmabuf.kernel.engine.log.enabled) return;
+  traceAttach(attach, 'dma_buf_map_attachment', {
+    nents: sgt.nents,
+    pages: sgt.sgl.some((sg) => sg.pageLink !== null),
+  });
+}
+
+/** Emits a dma_buf_* tracepoint of an attachment. */
+function traceAttach(attach: DmaBufAttachment, name: string, args: TraceArgs = {}): void {
+  traceDmaBuf(attach.dmabuf, name, { attach: attach.id, ...args });
+}
+
 /** is_dma_buf_file(). */
 export function isDmaBufFile(file: File): boolean {
   return file.fOp === dmaBufFops;
@@ -475,6 +514,7 @@ export function dmaBufExport(info: DmaBufExportInfo): DmaBuf | ErrPtr {
   dmaBufStatsSetup(dmabuf);
   file.privateData = dmabuf;
   state(dmabuf.kernel).list.unshift(dmabuf);
+  traceDmaBuf(dmabuf, 'dma_buf_export', { exp_name: dmabuf.expName, size: dmabuf.size });
   return dmabuf;
 }
 
@@ -488,7 +528,17 @@ export function dmaBufFd(dmabuf: DmaBuf | null, flags: number): number {
   const fd = getUnusedFdFlags(flags);
   if (fd < 0) return fd;
   fdInstall(fd, dmabuf.file);
+  dmaBufTraceFd(dmabuf, fd);
   return fd;
+}
+
+/**
+ * Emits `dma_buf_fd` {ino, fd, pid}: the buffer's file was installed at `fd` in the
+ * current process. dma_buf_fd() does it; exporters that fd_install the file themselves
+ * (dma-heap, habanalabs, DRM PRIME in 6.12) call this right after.
+ */
+export function dmaBufTraceFd(dmabuf: DmaBuf, fd: number): void {
+  traceDmaBuf(dmabuf, 'dma_buf_fd', { fd, pid: current()?.tgid ?? 0 });
 }
 
 /** dma_buf_get(): the buffer behind `fd` with one more reference; -EBADF or -EINVAL (not a dma-buf) as error pointers. */
@@ -563,16 +613,23 @@ async function dmaBufFileRelease(_inode: Inode, file: File): Promise<number> {
   const i = list.indexOf(dmabuf);
   if (i >= 0) list.splice(i, 1);
   dmabuf.released = true;
+  traceDmaBuf(dmabuf, 'dma_buf_release');
   await dmaBufRelease(dmabuf);
   return 0;
 }
 
 // ------------------------------------------------------------ attachments and mappings
 
-/** mangle_sg_table(): XOR of every page link (applying it twice undoes it). */
+/**
+ * mangle_sg_table(): XOR of every page link (applying it twice undoes it). Linux walks
+ * the CPU entries (orig_nents); a page-less exporter such as habanalabs sets orig_nents
+ * to 0, so there an importer's sg_page() gets NULL and oopses on it. The model poisons
+ * every entry of the table instead, so both faults give the same `dma_buf.sg_page_access`
+ * report (spec/driver-side.md §8 pitfall 1).
+ */
 function mangleSgTable(sgt: SgTable): void {
   if (!CONFIG_DMABUF_DEBUG) return;
-  for (const sg of forEachSgtableSg(sgt)) sg.pageLinkMangled = !sg.pageLinkMangled;
+  for (const sg of sgt.sgl) sg.pageLinkMangled = !sg.pageLinkMangled;
 }
 
 /** __map_dma_buf(): the exporter's map, the static importer's wait for KERNEL fences, the mangling. */
@@ -639,6 +696,13 @@ export async function dmaBufDynamicAttach(
   await dmaResvLock(dmabuf.resv, null);
   dmabuf.attachments.unshift(attach);
   dmaResvUnlock(dmabuf.resv);
+  const endpoint = topologyEndpoint(dev);
+  traceAttach(attach, 'dma_buf_attach', {
+    dev: dev.name,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    dynamic: importerOps !== null,
+    peer2peer: attach.peer2peer,
+  });
 
   // Importer and exporter disagree on dynamism: map once now, keep it until detach.
   if (dmaBufAttachmentIsDynamic(attach) !== dmaBufIsDynamic(dmabuf)) {
@@ -700,6 +764,7 @@ export async function dmaBufDetach(dmabuf: DmaBuf | null, attach: DmaBufAttachme
   const i = dmabuf.attachments.indexOf(attach);
   if (i >= 0) dmabuf.attachments.splice(i, 1);
   dmaResvUnlock(dmabuf.resv);
+  traceAttach(attach, 'dma_buf_detach');
   if (dmabuf.ops.detach) await dmabuf.ops.detach(dmabuf, attach);
   attach.detached = true;
 }
@@ -716,6 +781,7 @@ export async function dmaBufPin(attach: DmaBufAttachment): Promise<number> {
     ]);
   }
   requireResvHeld(dmabuf, 'dma_buf_pin', DMA_BUF_LOCK_RULES.pin);
+  traceAttach(attach, 'dma_buf_pin');
   if (dmabuf.ops.pin) return await dmabuf.ops.pin(attach);
   return 0;
 }
@@ -729,6 +795,7 @@ export async function dmaBufUnpin(attach: DmaBufAttachment): Promise<void> {
     ]);
   }
   requireResvHeld(dmabuf, 'dma_buf_unpin', DMA_BUF_LOCK_RULES.unpin);
+  traceAttach(attach, 'dma_buf_unpin');
   if (dmabuf.ops.unpin) await dmabuf.ops.unpin(attach);
 }
 
@@ -755,6 +822,7 @@ export async function dmaBufMapAttachment(
   requireResvHeld(dmabuf, 'dma_buf_map_attachment', DMA_BUF_LOCK_RULES.map);
   if (attach.sgt) {
     if (attach.dir !== dir && attach.dir !== DMA_BIDIRECTIONAL) return errPtr(-errno.EBUSY);
+    traceMap(attach, attach.sgt);
     return attach.sgt;
   }
   const pinOnMap = dmaBufIsDynamic(dmabuf) && !CONFIG_DMABUF_MOVE_NOTIFY;
@@ -774,6 +842,7 @@ export async function dmaBufMapAttachment(
   } else {
     attach.mapped.add(sgt);
   }
+  traceMap(attach, sgt);
   return sgt;
 }
 
@@ -815,6 +884,7 @@ export async function dmaBufUnmapAttachment(
   }
   const dmabuf = attach.dmabuf;
   requireResvHeld(dmabuf, 'dma_buf_unmap_attachment', DMA_BUF_LOCK_RULES.unmap);
+  traceAttach(attach, 'dma_buf_unmap_attachment');
   if (attach.sgt === sgt) return;
   attach.mapped.delete(sgt);
   await unmapDmaBufInternal(attach, sgt, dir);
@@ -849,6 +919,7 @@ export async function dmaBufUnmapAttachmentUnlocked(
  */
 export async function dmaBufMoveNotify(dmabuf: DmaBuf): Promise<void> {
   requireResvHeld(dmabuf, 'dma_buf_move_notify', DMA_BUF_LOCK_RULES.moveNotify);
+  traceDmaBuf(dmabuf, 'dma_buf_move_notify');
   for (const attach of [...dmabuf.attachments]) {
     if (attach.importerOps) await attach.importerOps.moveNotify!(attach);
   }
@@ -912,6 +983,7 @@ export async function dmaBufMmap(
   vma.vmFile = dmabuf.file.get();
   if (old) fput(old);
   vma.vmPgoff = pgoff;
+  traceDmaBuf(dmabuf, 'dma_buf_mmap');
   return await dmabuf.ops.mmap(dmabuf, vma);
 }
 
@@ -1019,6 +1091,7 @@ async function dmaBufMmapInternal(file: File, vma: VmAreaStruct): Promise<number
   const dmabuf = file.privateData as DmaBuf;
   if (!dmabuf.ops.mmap) return -errno.EINVAL;
   if (vma.vmPgoff + vma.npages > Math.floor(dmabuf.size / 2 ** PAGE_SHIFT)) return -errno.EINVAL;
+  traceDmaBuf(dmabuf, 'dma_buf_mmap');
   return await dmabuf.ops.mmap(dmabuf, vma);
 }
 

@@ -35,6 +35,7 @@ import { p2pNicImport, p2pNicRead, p2pNicRelease, p2pTestNics } from '../../driv
 import { isErr } from '../../kernel/err.ts';
 import { errno } from '../../kernel/errno.ts';
 import { O_CLOEXEC, O_RDONLY, O_RDWR, O_WRONLY } from '../../kernel/fcntl.ts';
+import { POLLIN } from '../../kernel/poll.ts';
 import {
   accelPath,
   DRM_IOCTL_HL_MEMORY,
@@ -44,15 +45,25 @@ import {
   HL_MEM_OP_EXPORT_DMABUF_FD,
   HL_MEM_OP_MAP,
   HL_MEM_SHARED,
+  HL_MODEL_DMA_DEVICE_TO_HOST,
   HL_MODEL_DMA_FILL,
+  HL_MODEL_DMA_HOST_TO_DEVICE,
   hlMemIn,
   hlMemOut,
   hlModelDmaJob,
 } from '../../uapi/habanalabs.ts';
-import { type BoundValue, identifier, registerStepKind, type StepContext, StepError } from '../step-kind.ts';
+import { pollfd } from '../../uapi/structs.ts';
+import {
+  type BoundValue,
+  identifier,
+  registerStepKind,
+  type StepContext,
+  StepError,
+  type TransferRecord,
+} from '../step-kind.ts';
 import { size, sizeText } from '../units.ts';
 import { type Pattern, patternBytes, patternSchema, patternText } from '../values.ts';
-import { fdName } from './util.ts';
+import { fdName, mapName } from './util.ts';
 
 /** Device memory bound by `hl_alloc`. */
 interface HlMem {
@@ -182,8 +193,13 @@ registerStepKind({
     in_fence: identifier
       .optional()
       .meta({ description: 'A sync_file the job waits for before it starts (default none).' }),
+    wait: z.boolean().default(false).meta({
+      description:
+        "Wait for the job's out-fence in the step (poll) and record the fill's time and rate (default false: the step returns at once).",
+    }),
   }),
   produces: 'fd',
+  transfers: true,
   refs: (a) => [
     { name: a.mem, type: 'fd', path: ['mem'] },
     ...(a.in_fence === undefined ? [] : [{ name: a.in_fence, type: 'fd' as const, path: ['in_fence'] }]),
@@ -200,6 +216,7 @@ registerStepKind({
     for (let i = 7; i >= 0; i--) word = (word << 8n) | BigInt(unit[i]);
     const length = a.length ?? mem.size - a.offset;
     const { sys } = ctx;
+    const t0 = sys.now();
     const d = ctx.scratch(hlModelDmaJob.size, 8);
     sys.writeStruct(hlModelDmaJob, d, {
       dst_addr: mem.va + BigInt(a.offset),
@@ -214,11 +231,92 @@ registerStepKind({
     const ret = await sys.ioctl(fd, DRM_IOCTL_HL_MODEL_DMA, d);
     if (ret < 0) return { ret };
     const fence = Number(sys.readStruct(hlModelDmaJob, d).out_fence);
-    return {
+    const out = {
       ret: fence,
-      value: { type: 'fd', fd: fence, what: 'sync_file' },
+      value: { type: 'fd' as const, fd: fence, what: 'sync_file' },
       summary: `${sizeText(length)}, out-fence fd ${fence}`,
       detail: { pattern: hex(word), bytes: length, outFence: fence },
+    };
+    if (!a.wait) return out;
+    const w = await waitFence(ctx, fence, t0);
+    if (w.ret < 0) return { ret: w.ret };
+    return {
+      ...out,
+      summary: `${sizeText(length)} filled in ${w.ns} ns, out-fence fd ${fence}`,
+      transfer: dmaTransfer(length, w.ns, `${ctx.host} DMA engine`, `${ctx.host} device memory ${a.mem}`),
+    };
+  },
+});
+
+/** Polls a job's out-fence until it signals; the time since `t0`, ns, or the errno. */
+async function waitFence(ctx: StepContext, fence: number, t0: bigint): Promise<{ ret: number; ns: number }> {
+  const p = ctx.scratch(pollfd.size, 8);
+  ctx.sys.writeStruct(pollfd, p, { fd: fence, events: POLLIN, revents: 0 });
+  const ret = await ctx.sys.poll(p, 1, -1);
+  return { ret: Math.min(ret, 0), ns: Number(ctx.sys.now() - t0) };
+}
+
+/** The transfer record of a DMA job. */
+function dmaTransfer(bytes: number, ns: number, from: string, to: string): TransferRecord {
+  return { kind: 'dma', bytes, ns, gbps: ns > 0 ? (bytes * 8) / ns : 0, from, to };
+}
+
+registerStepKind({
+  kind: 'hl_dma',
+  summary:
+    "A DMA job (the model's DRM_IOCTL_HL_MODEL_DMA) copying between device memory and a CPU mapping, in either direction; the step waits for its out-fence and records the copy's time and rate.",
+  args: z.strictObject({
+    mem: fdName.meta({ description: 'The device memory (a name bound by hl_alloc).' }),
+    map: mapName.meta({ description: 'The CPU mapping (a name bound by mmap).' }),
+    direction: z
+      .enum(['to_host', 'to_device'])
+      .meta({ description: 'to_host: device memory -> mapping; to_device: mapping -> device memory.' }),
+    offset: size.default(0).meta({ description: 'Where in the device memory to start (default 0).' }),
+    length: size.optional().meta({
+      description: 'How many bytes (default: the smaller of the mapping and the rest of the allocation).',
+    }),
+  }),
+  transfers: true,
+  refs: (a) => [
+    { name: a.mem, type: 'fd', path: ['mem'] },
+    { name: a.map, type: 'mapping', path: ['map'] },
+  ],
+  label: (a) => (a.direction === 'to_host' ? `hl_dma ${a.mem} -> ${a.map}` : `hl_dma ${a.map} -> ${a.mem}`),
+  async run(ctx, a) {
+    const { fd, mem } = hlMem(ctx, a.mem);
+    const m = ctx.mapping(a.map);
+    const length = a.length ?? Math.min(m.length, mem.size - a.offset);
+    const { sys } = ctx;
+    const toHost = a.direction === 'to_host';
+    const dev = mem.va + BigInt(a.offset);
+    const t0 = sys.now();
+    const d = ctx.scratch(hlModelDmaJob.size, 8);
+    sys.writeStruct(hlModelDmaJob, d, {
+      dst_addr: toHost ? BigInt(m.addr) : dev,
+      src_addr: toHost ? dev : BigInt(m.addr),
+      size: length,
+      pattern: 0,
+      op: toHost ? HL_MODEL_DMA_DEVICE_TO_HOST : HL_MODEL_DMA_HOST_TO_DEVICE,
+      in_fence: -1,
+      out_fence: -1,
+      flags: 0,
+    });
+    const ret = await sys.ioctl(fd, DRM_IOCTL_HL_MODEL_DMA, d);
+    if (ret < 0) return { ret };
+    const fence = Number(sys.readStruct(hlModelDmaJob, d).out_fence);
+    const w = await waitFence(ctx, fence, t0);
+    await sys.close(fence);
+    if (w.ret < 0) return { ret: w.ret };
+    const devName = `${ctx.host} device memory ${a.mem}`;
+    const hostName = `${ctx.host} host memory ${a.map}`;
+    const t = toHost
+      ? dmaTransfer(length, w.ns, devName, hostName)
+      : dmaTransfer(length, w.ns, hostName, devName);
+    return {
+      ret: 0,
+      summary: `${sizeText(length)} in ${w.ns} ns (${t.gbps.toFixed(1)} Gb/s)`,
+      detail: { bytes: length, ns: w.ns, gbps: t.gbps },
+      transfer: t,
     };
   },
 });
@@ -266,6 +364,7 @@ registerStepKind({
 
 registerStepKind({
   kind: 'p2p_read',
+  transfers: true,
   summary:
     "The test NIC imports a dma-buf as a dynamic importer (allow_peer2peer), maps it, reads `length` bytes at `offset` by peer-to-peer DMA and compares them with a pattern; the result gives the read's time and bandwidth. Kernel-side calls from the step (the NIC has no uAPI).",
   args: z.strictObject({
@@ -315,12 +414,21 @@ registerStepKind({
       }
     }
     const detail = { nic: nic.dev.name, bytes: length, offset: a.offset, ns, gbps, differ };
-    if (first < 0) return { ret: 0, summary: `${sizeText(length)} match in ${timing}`, detail };
+    const transfer = {
+      kind: 'p2p_read',
+      bytes: length,
+      ns,
+      gbps: gbps * 8,
+      from: `${ctx.host} dma-buf ${a.fd}`,
+      to: `${ctx.host}/${nic.dev.name}`,
+    };
+    if (first < 0) return { ret: 0, summary: `${sizeText(length)} match in ${timing}`, detail, transfer };
     const h = (v: number) => `0x${v.toString(16).padStart(2, '0')}`;
     return {
       ret: 0,
       summary: `${differ} of ${sizeText(length)} differ (${timing})`,
       detail: { ...detail, firstOffset: a.offset + first },
+      transfer,
       problem: `byte at offset ${a.offset + first} is ${h(got[first])}, expected ${h(want[first])} (${differ} of ${length} bytes differ)`,
     };
   },

@@ -19,10 +19,12 @@
  * the DRAM VA range right after it, preserving sizes, alignment and order.
  */
 import type { Device } from '../../../kernel/device.ts';
+import { currentKernel } from '../../../kernel/kernel.ts';
 import { Idr } from '../../../kernel/lib/idr.ts';
 import { DeviceMemory, type IomemRegion } from '../../../kernel/mm/iomem.ts';
 import type { PciDev } from '../../../kernel/pci/pci.ts';
 import type { TransferModel } from '../../../kernel/pci/transfer.ts';
+import { traceMemInUse } from '../../../kernel/trace.ts';
 import type { HlDmaEngine } from './command-submission.ts';
 
 /** SZ_8M: pool granularity when the DRAM page size is not a power of two. */
@@ -308,6 +310,10 @@ export function hlCtxPut(ctx: HlCtx): void {
     freePhysPgPack(hdev, pack);
   }
   hdev.dramUsedMem -= ctx.dramPhysMem;
+  if (ctx.dramPhysMem !== 0) {
+    const k = currentKernel();
+    traceMemInUse(k.engine, k.name, 'hbm', hdev.dramUsedMem, hdev.pdev.id);
+  }
   ctx.dramPhysMem = 0;
   hdev.contexts.delete(ctx);
 }

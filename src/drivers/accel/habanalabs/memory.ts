@@ -35,6 +35,7 @@ import {
   type DmaBufAttachment,
   type DmaBufOps,
   dmaBufExport,
+  dmaBufTraceFd,
 } from '../../../kernel/dma-buf/dma-buf.ts';
 import { errPtr, isErr } from '../../../kernel/err.ts';
 import { errno } from '../../../kernel/errno.ts';
@@ -52,7 +53,7 @@ import {
 import { PAGE_SIZE } from '../../../kernel/mm/page.ts';
 import { forEachSgtableDmaSg, SgTable, sgAllocTable, sgFreeTable } from '../../../kernel/mm/scatterlist.ts';
 import { pciP2pdmaDistance } from '../../../kernel/pci/p2pdma.ts';
-import { tracepoint } from '../../../kernel/trace.ts';
+import { traceMemInUse, tracepoint } from '../../../kernel/trace.ts';
 import {
   HL_MEM_CONTIGUOUS,
   HL_MEM_FORCE_HINT,
@@ -129,6 +130,23 @@ function dbg(hdev: HlDevice, msg: string): void {
   tracepoint(currentKernel().engine, 'hl_dev_dbg', { dev: hdev.dev.name, msg });
 }
 
+/** Emits `mem_in_use` for the device's HBM (pool `hbm`, device = its topology endpoint id). */
+export function hlTraceDramInUse(hdev: HlDevice): void {
+  const k = currentKernel();
+  traceMemInUse(k.engine, k.name, 'hbm', hdev.dramUsedMem, hdev.pdev.id);
+}
+
+/** Bytes of each device's DRAM BAR mapped for peers by its dma-bufs (a model counter). */
+const barMapped = new WeakMap<HlDevice, number>();
+
+/** Counts `delta` bytes of BAR mapped for peers and emits `mem_in_use` for pool `bar`. */
+function hlTraceBarMapped(hdev: HlDevice, delta: number): void {
+  const v = (barMapped.get(hdev) ?? 0) + delta;
+  barMapped.set(hdev, v);
+  const k = currentKernel();
+  traceMemInUse(k.engine, k.name, 'bar', v, hdev.pdev.id);
+}
+
 /** alloc_device_memory(): a handle or -errno. */
 function allocDeviceMemory(ctx: HlCtx, memSize: number, flags: number): number {
   const hdev = ctx.hdev;
@@ -177,6 +195,7 @@ function allocDeviceMemory(ctx: HlCtx, memSize: number, flags: number): number {
   pack.handle = handle;
   ctx.dramPhysMem += totalSize;
   hdev.dramUsedMem += totalSize;
+  hlTraceDramInUse(hdev);
   return handle;
 }
 
@@ -196,6 +215,7 @@ function freeDeviceMemory(ctx: HlCtx, handle: number): number {
   ctx.dramPhysMem -= pack.totalSize;
   hdev.dramUsedMem -= pack.totalSize;
   freePhysPgPack(hdev, pack);
+  hlTraceDramInUse(hdev);
   return 0;
 }
 
@@ -389,6 +409,10 @@ async function hlMapDmabuf(attachment: DmaBufAttachment, dir: DmaDataDirection) 
   }
   // "We are not going to include a CPU list": only the DMA list (nents) is valid.
   sgt.origNents = 0;
+  hlTraceBarMapped(
+    hdev,
+    segs.reduce((n, x) => n + x.len, 0),
+  );
   await dmaChargeMappingCost(attachment.dev);
   return sgt;
 }
@@ -399,9 +423,12 @@ async function hlUnmapDmabuf(
   sgt: SgTable,
   dir: DmaDataDirection,
 ): Promise<void> {
+  let bytes = 0;
   for (const sg of forEachSgtableDmaSg(sgt)) {
     dmaUnmapResource(attachment.dev, sg.dmaAddress, sg.dmaLength, dir, DMA_ATTR_SKIP_CPU_SYNC);
+    bytes += sg.dmaLength;
   }
+  hlTraceBarMapped(privOf(attachment.dmabuf).ctx.hdev, -bytes);
   sgt.origNents = sgt.nents;
   sgFreeTable(sgt);
   await dmaChargeMappingCost(attachment.dev);
@@ -515,6 +542,7 @@ function exportDmabuf(
   priv.file.get();
   out.fd = fd;
   fdInstall(fd, dmabuf.file);
+  dmaBufTraceFd(dmabuf, fd);
   return 0;
 }
 

@@ -13,6 +13,7 @@ import {
 import { VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_MAYSHARE, VM_PFNMAP, VM_SHARED } from '../../mm/mmap.ts';
 import { PAGE_SIZE } from '../../mm/page.ts';
 import { sgAllocTableFromPages } from '../../mm/scatterlist.ts';
+import { traceMemInUse } from '../../trace.ts';
 import { type DmaBuf, type DmaBufOps, dmaBufExport } from '../dma-buf.ts';
 import { type DmaHeap, dmaHeapAdd, dmaHeapGetDrvdata, dmaHeapGetName } from '../dma-heap.ts';
 import {
@@ -29,6 +30,8 @@ import {
 export class CmaHeap {
   /** The registered heap. */
   heap: DmaHeap | null = null;
+  /** Bytes of live buffers (what the `mem_in_use` tracepoint reports for pool `cma`). */
+  inUse = 0;
 
   /** Created by `addDefaultCmaHeap`. */
   constructor(
@@ -124,8 +127,15 @@ const cmaHeapBufOps: DmaBufOps = {
       buffer.vaddr = null;
     }
     cmaRelease(buffer.heap.cma, buffer.alloc);
+    cmaHeapInUse(dmabuf.kernel, buffer.heap, -buffer.len);
   },
 };
+
+/** Accounts `delta` bytes to the heap and emits `mem_in_use` for pool `cma`. */
+function cmaHeapInUse(k: DmaBuf['kernel'], cmaHeap: CmaHeap, delta: number): void {
+  cmaHeap.inUse += delta;
+  traceMemInUse(k.engine, k.name, 'cma', cmaHeap.inUse);
+}
 
 /** get_order(): the smallest order whose pages hold `size` bytes. */
 function getOrder(size: number): number {
@@ -154,6 +164,7 @@ function cmaHeapAllocate(heap: DmaHeap, len: number, fdFlags: number): DmaBuf | 
     priv: buffer,
   });
   if (isErr(dmabuf)) cmaRelease(cmaHeap.cma, alloc);
+  else cmaHeapInUse(dmabuf.kernel, cmaHeap, size);
   return dmabuf;
 }
 

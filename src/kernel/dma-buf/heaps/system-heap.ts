@@ -36,6 +36,7 @@ import {
   sgSetPage,
 } from '../../mm/scatterlist.ts';
 import { current } from '../../sched.ts';
+import { traceMemInUse } from '../../trace.ts';
 import { type DmaBuf, type DmaBufAttachment, type DmaBufOps, dmaBufExport } from '../dma-buf.ts';
 import { type DmaHeap, dmaHeapAdd, dmaHeapGetName } from '../dma-heap.ts';
 import {
@@ -79,6 +80,8 @@ const USED = Symbol('system_heap_used');
 function memoryUsed(k: Kernel, delta = 0): number {
   const v = ((k.singletons.get(USED) as number | undefined) ?? 0) + delta;
   k.singletons.set(USED, v);
+  // mem_in_use (a model tracepoint): the system heap's bytes, for counters in traces.
+  if (delta !== 0) traceMemInUse(k.engine, k.name, 'system-heap', v);
   return v;
 }
 
