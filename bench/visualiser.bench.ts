@@ -1,6 +1,6 @@
 /**
- * Visualiser responsiveness: the page for a synthetic run of 100k events (see
- * test/helpers/big-view.ts) in Debian's headless Chromium, driven by playwright-core.
+ * Visualiser responsiveness: the page for a synthetic run of 100k events with a
+ * topology graph, transfers and memory series (see test/helpers/big-view.ts) in Debian's headless Chromium, driven by playwright-core.
  * Each value is the median of 7 runs of one interaction, from the click to the next
  * painted frame, in milliseconds (lower is better); the issue's bar is 100 ms.
  * Without /usr/bin/chromium the benchmarks are left out, with a note on stderr.
@@ -38,7 +38,7 @@ async function measure(): Promise<Record<(typeof INTERACTIONS)[number], number>>
   try {
     const p = await ctx.newPage();
     await p.goto(pathToFileURL(file).href);
-    await p.waitForSelector('body[data-ready]', { state: 'attached' });
+    await p.waitForSelector('body[data-topology-ready]', { state: 'attached' });
     return await timeInteractions(p);
   } finally {
     await ctx.close();

@@ -1,11 +1,14 @@
 /**
  * The visualiser in a real browser: Debian's Chromium (/usr/bin/chromium) driven by
  * playwright-core, headless, loading the self-contained page from file:// and from
- * `dmabuf-lab view`'s server. Checks the timeline (a row per thread, fence bars, report
- * markers), the buffers view (clicking a buffer selects it in both views and in the
- * address), deep links, and that a run of 100k events stays interactive (the times are
+ * `dmabuf-lab view`'s server. Checks the timeline (a row per thread, engine and fence
+ * context, fence bars, transfers, report markers), the buffers view (attachments;
+ * clicking a buffer selects it in every view and in the address), the topology graph
+ * (Cytoscape, queried through the page's `window.__viewer` hook: a node per device of
+ * every host, memory in use that follows the cursor, transfer edges while a transfer
+ * runs), deep links, and that a run of 100k events stays interactive (the times are
  * measured by `npm run bench -- --filter visualiser`, not asserted here).
- * Screenshots go to test-artifacts/visualiser/.
+ * Screenshots of each view go to test-artifacts/visualiser/.
  *
  * Skipped, with a message, where /usr/bin/chromium is missing (`apt-get install -y chromium`).
  */
@@ -30,12 +33,21 @@ if (!haveChromium) {
 }
 
 const ARTIFACTS = resolve('test-artifacts/visualiser');
+/** The default scenario: the multi-host RDMA seed flow (accel-p2p-export before it existed). */
+const SEED_FLOW = existsSync('scenarios/seed-flow.yaml')
+  ? 'scenarios/seed-flow.yaml'
+  : 'scenarios/accel-p2p-export.yaml';
+
+/** The `ref`s (topology ids) of the graph's nodes of one kind, in graph order. */
+function graphNodes(p: Page, kind: string): Promise<string[]> {
+  return p.evaluate(`window.__viewer.cy().nodes('[kind="${kind}"]').map((n) => n.data('ref'))`);
+}
 
 async function page(file: string): Promise<{ data: ViewData; url: string; html: string }> {
   const r = loadScenarioFile(file);
   if (!r.ok) throw new Error(`${file} does not load`);
   const a = await runScenario(r.scenario);
-  const data = buildViewData(a, r.scenario.topology);
+  const data = buildViewData(a, r.scenario);
   const html = await renderHtml(data, buildChromeTrace(a));
   const out = join(ARTIFACTS, `${r.scenario.name}.html`);
   writeFileSync(out, html);
@@ -98,6 +110,32 @@ describe.skipIf(!haveChromium)('visualiser in Chromium', () => {
     expect(errors).toEqual([]);
   });
 
+  test('d3 zoom: the wheel zooms around the pointer, a drag pans, both stay within the run', async () => {
+    const { data, url } = await page('scenarios/fence-merge.yaml');
+    await p.goto(url);
+    await p.waitForSelector('body[data-ready]', { state: 'attached' });
+    const view = () =>
+      p.evaluate('[window.__viewer.state.v0, window.__viewer.state.v1]') as Promise<number[]>;
+    const axis = () => p.locator('#timeline .axis .tick text').allTextContents();
+    const before = await axis();
+    const box = (await p.locator('#timeline').boundingBox())!;
+    await p.mouse.move(box.x + box.width * 0.6, box.y + 60);
+    await p.mouse.wheel(0, -400);
+    await expect.poll(async () => (await view())[1] - (await view())[0]).toBeLessThan(data.duration);
+    expect(await axis()).not.toEqual(before);
+    const [v0, v1] = await view();
+    await p.mouse.down();
+    await p.mouse.move(box.x + box.width * 0.6 - 200, box.y + 60, { steps: 5 });
+    await p.mouse.up();
+    const [w0, w1] = await view();
+    expect(w0).toBeGreaterThan(v0);
+    expect(w1 - w0).toBeCloseTo(v1 - v0, 0);
+    expect(w0).toBeGreaterThanOrEqual(0);
+    expect(w1).toBeLessThanOrEqual(data.duration);
+    await p.locator('#zoom-reset').click();
+    expect(await view()).toEqual([0, data.duration]);
+  });
+
   test('a report is a marker that opens the full report', async () => {
     const { data, url } = await page('scenarios/fence-deadlock.yaml');
     await p.goto(url);
@@ -133,7 +171,7 @@ describe.skipIf(!haveChromium)('visualiser in Chromium', () => {
     expect(new URL(p.url()).hash).toBe('#t=2000000&buf=0');
   });
 
-  test('topology view: every device, and the p2pdma map type of a chosen pair', async () => {
+  test('topology view: a graph node for every device, and the p2pdma map type of a chosen pair', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'dmabuf-lab-topo-')), 'topo.yaml');
     const text = readFileSync('scenarios/fence-merge.yaml', 'utf8').replace(
       /^processes:/m,
@@ -142,17 +180,104 @@ describe.skipIf(!haveChromium)('visualiser in Chromium', () => {
     writeFileSync(file, text);
     const { data, url } = await page(file);
     await p.goto(url);
-    await p.waitForSelector('body[data-ready]', { state: 'attached' });
-    const devices = await p.locator('#topology .device b').allTextContents();
-    expect(devices).toEqual(data.topology!.devices.map((d) => d.id));
+    await p.waitForSelector('body[data-topology-ready]', { state: 'attached' });
+    expect(await graphNodes(p, 'endpoint')).toEqual(data.topology!.devices.map((d) => d.id));
     const cell = p.locator('#topology td.pair').first();
     await cell.click();
     const from = await cell.getAttribute('data-from');
     const to = await cell.getAttribute('data-to');
     const pair = data.topology!.pairs.find((x) => x.from === from && x.to === to)!;
     await expect.poll(() => p.locator('#detail-body').textContent()).toContain(`map type ${pair.mapType}`);
-    expect(await p.locator('#topology .device.on').count()).toBe(2);
+    expect(await p.evaluate(`window.__viewer.cy().nodes('.on').map((n) => n.data('ref'))`)).toEqual([
+      from,
+      to,
+    ]);
+    // Tapping two devices of the graph shows their pair too.
+    const [a, b] = data.topology!.devices.slice(-2).map((d) => d.id);
+    const host = data.hosts[0].name;
+    await p.evaluate(
+      `['${a}', '${b}'].forEach((id) => window.__viewer.cy().getElementById('d:${host}:' + id).emit('tap'))`,
+    );
+    const tapped = data.topology!.pairs.find((x) => x.from === a && x.to === b)!;
+    await expect.poll(() => p.locator('#detail-body').textContent()).toContain(`${a} → ${b}`);
+    expect(await p.locator('#detail-body').textContent()).toContain(`map type ${tapped.mapType}`);
     await p.locator('#topology').screenshot({ path: join(ARTIFACTS, 'topology-workstation.png') });
+  });
+
+  test('seed flow: every device of every host, memory that follows the cursor, the RDMA transfer on the timeline and the graph, attachments', async () => {
+    const { data, url } = await page(SEED_FLOW);
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(e.message));
+    await p.goto(url);
+    await p.waitForSelector('body[data-topology-ready]', { state: 'attached' });
+    // The topology graph: a host compound per host and a node per device of each.
+    const hosts = data.hosts.map((h) => h.name);
+    expect(hosts.length).toBeGreaterThan(0);
+    expect(await graphNodes(p, 'host')).toEqual(hosts);
+    const expected = data.hosts.flatMap((h) => h.matrix.devices.map((d) => `${h.name}/${d.id}`));
+    expect(
+      await p.evaluate(
+        `window.__viewer.cy().nodes('[kind="endpoint"]').map((n) => n.data('host') + '/' + n.data('ref'))`,
+      ),
+    ).toEqual(expected);
+
+    // The timeline: the RDMA transfer on its engine row, and the fences of the jobs.
+    const rdma =
+      data.transfers.find((x) => x.kind === 'fabric') ??
+      data.transfers.find((x) => x.route !== 'device-internal')!;
+    expect(rdma).toBeDefined();
+    const labels = await p.locator('#timeline .row-label').allTextContents();
+    expect(labels).toContain(data.rows[rdma.row].label);
+    expect(await p.locator(`#timeline rect.xfer[data-i="${data.transfers.indexOf(rdma)}"]`).count()).toBe(1);
+    expect(await p.locator('#timeline rect.fence').count()).toBe(data.fences.length);
+    expect(data.fences.length).toBeGreaterThan(0);
+    // Syscalls as thin slices on the threads' rows.
+    expect(await p.locator('#timeline rect.call').count()).toBeGreaterThan(0);
+    await p.locator('#timeline').screenshot({ path: join(ARTIFACTS, 'timeline-seed-flow.png') });
+
+    // Memory in use: the device labels change with the cursor.
+    const mem = data.memory.find((m) => m.node.startsWith('d:') && m.bytes.some((b) => b > 0))!;
+    expect(mem).toBeDefined();
+    const label = (t: number) =>
+      p.evaluate(
+        `(window.__viewer.setCursor(${t}), window.__viewer.cy().getElementById(${JSON.stringify(mem.node)}).data('display'))`,
+      );
+    const held = mem.t[mem.bytes.findIndex((b) => b > 0)];
+    const freed = mem.t[mem.bytes.lastIndexOf(0)];
+    const [during, after] = [await label(held), await label(Math.max(freed, held + 1))];
+    expect(during).not.toBe(after);
+
+    // A transfer edge while the transfer runs, none after.
+    const xferEdges = (t: number) =>
+      p.evaluate(
+        `(window.__viewer.setCursor(${t}), window.__viewer.cy().edges('.xfer').map((e) => e.id() + ' ' + e.data('xfer')))`,
+      );
+    const mid = Math.floor((rdma.start + rdma.end) / 2);
+    const during2 = (await xferEdges(mid)) as string[];
+    expect(during2.map((e) => e.split(' ')[0])).toEqual(expect.arrayContaining(rdma.edges));
+    expect(during2.join()).toMatch(/GB\/s/);
+    await p.locator('#topology').screenshot({ path: join(ARTIFACTS, 'topology-seed-flow.png') });
+    expect(await xferEdges(data.duration)).toEqual([]);
+
+    // The buffers view: attachments with their importer and kind; a click selects the buffer everywhere.
+    await p.evaluate(`window.__viewer.setCursor(${mid})`);
+    const withAtt = data.buffers.find((b) =>
+      b.attachments.some((x) => x.since <= mid && (x.until === null || x.until > mid)),
+    )!;
+    expect(withAtt).toBeDefined();
+    const row = p.locator(`tr.buffer[data-buf="${withAtt.id}"]`);
+    expect(await row.locator('.att').first().textContent()).toContain(withAtt.attachments[0].dev);
+    await row.click();
+    await expect.poll(() => p.locator('tr.buffer.selected').count()).toBe(1);
+    expect(new URL(p.url()).hash).toMatch(new RegExp(`buf=${withAtt.id}`));
+    const importers = withAtt.attachments.flatMap((x) => (x.endpoint ? [x.endpoint] : []));
+    expect(await p.evaluate(`window.__viewer.cy().nodes('.buf').map((n) => n.data('ref'))`)).toEqual(
+      expect.arrayContaining(importers),
+    );
+    await expect.poll(() => p.locator('#detail-body').textContent()).toContain('attachments:');
+    await p.locator('#buffers').screenshot({ path: join(ARTIFACTS, 'buffers-seed-flow.png') });
+    await p.screenshot({ path: join(ARTIFACTS, 'seed-flow.png'), fullPage: true });
+    expect(errors).toEqual([]);
   });
 
   test('Open in Perfetto speaks the postMessage protocol of the UI; trace.json downloads the trace', async () => {
@@ -211,7 +336,7 @@ describe.skipIf(!haveChromium)('visualiser in Chromium', () => {
     const file = join(ARTIFACTS, 'big.html');
     writeFileSync(file, html);
     await p.goto(pathToFileURL(file).href);
-    await p.waitForSelector('body[data-ready]', { state: 'attached' });
+    await p.waitForSelector('body[data-topology-ready]', { state: 'attached' });
     const times = await timeInteractions(p);
     console.log(`visualiser, 100k events: ms per interaction ${JSON.stringify(times)}`);
     await p.screenshot({ path: join(ARTIFACTS, 'big-100k.png') });

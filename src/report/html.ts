@@ -1,55 +1,49 @@
 /**
  * The visualiser as one self-contained HTML file: the run's view data and its Chrome
- * trace are inlined as JSON, and the viewer's script and style (web/viewer.ts, bundled
- * by esbuild into dist/web/viewer.js at build time) are inlined too, so the file opens
- * from disk with no server and fetches nothing.
+ * trace are inlined as JSON, and the viewer's script (web/viewer.ts with Cytoscape, ELK
+ * and d3, bundled by Vite into dist/web/viewer.js at build time) is inlined too, so the
+ * file opens from disk with no server and fetches nothing.
  *
  * Running from the sources (tsx, the tests), where there is no built bundle, the viewer
- * is bundled on the fly with esbuild (a development dependency).
+ * is bundled on the fly by scripts/build-web.mjs (Vite, a development dependency).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ChromeTrace } from './chrome-trace.ts';
 import { chromeTraceJson } from './chrome-trace.ts';
 import type { ViewData } from './view-data.ts';
 
 const BUILT = fileURLToPath(new URL('../web/viewer.js', import.meta.url));
-const SOURCE = fileURLToPath(new URL('../../web/viewer.ts', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-web.mjs', import.meta.url));
 
-let cached: string | undefined;
+let cached: Promise<string> | undefined;
 
-/** The viewer's bundled script. */
-export async function viewerScript(): Promise<string> {
-  if (cached !== undefined) return cached;
-  if (existsSync(BUILT)) {
-    cached = readFileSync(BUILT, 'utf8');
-    return cached;
+/** The viewer's bundled script (built once per process when running from the sources). */
+export function viewerScript(): Promise<string> {
+  if (cached === undefined) {
+    cached = existsSync(BUILT) ? Promise.resolve(readFileSync(BUILT, 'utf8')) : bundleFromSources();
+    cached.catch(() => {
+      cached = undefined;
+    });
   }
-  cached = await bundleViewer(SOURCE);
   return cached;
 }
 
-/** Bundles web/viewer.ts into one script (esbuild; used by the build and from sources). */
-export async function bundleViewer(entry: string): Promise<string> {
-  let esbuild: typeof import('esbuild');
-  try {
-    esbuild = await import('esbuild');
-  } catch {
+async function bundleFromSources(): Promise<string> {
+  if (!existsSync(BUILD_SCRIPT)) {
     throw new Error(
-      `the visualiser is not built (${BUILT} is missing) and esbuild is not installed to build it; run "npm run build"`,
+      `the visualiser is not built: ${BUILT} is missing; reinstall dmabuf-lab or run "npm run build"`,
     );
   }
-  const r = await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    write: false,
-    format: 'iife',
-    target: 'es2022',
-    minify: true,
-    legalComments: 'none',
-    charset: 'utf8',
-  });
-  return r.outputFiles[0].text;
+  let mod: { bundleViewer(): Promise<string> };
+  try {
+    mod = (await import(pathToFileURL(BUILD_SCRIPT).href)) as typeof mod;
+    return await mod.bundleViewer();
+  } catch (e) {
+    throw new Error(
+      `the visualiser is not built (${BUILT} is missing) and bundling it with Vite failed (${(e as Error).message}); run "npm install" then "npm run build"`,
+    );
+  }
 }
 
 /** JSON that is safe inside a `<script>` element. */

@@ -90,13 +90,9 @@ export class TransferModel {
     });
     if (req.extraUses) uses.push(...req.extraUses);
     const engine = this.network.engine;
-    tracepoint(engine, 'pcie_transfer_start', {
-      src: endId(path.src),
-      dst: endId(path.dst),
-      bytes: req.bytes,
-      route: path.route,
-    });
-    return this.network.start({
+    // The start tracepoint follows network.start() so it can carry the flow id that the
+    // end carries (a flow never finishes inside start(): its end is always an event).
+    const flow = this.network.start({
       bytes: req.bytes,
       uses,
       latencyNs: path.latencyNs,
@@ -110,6 +106,14 @@ export class TransferModel {
         req.onComplete?.(f);
       },
     });
+    tracepoint(engine, 'pcie_transfer_start', {
+      flow: flow.id,
+      src: endId(path.src),
+      dst: endId(path.dst),
+      bytes: req.bytes,
+      route: path.route,
+    });
+    return flow;
   }
 
   /** Starts a transfer and blocks the current simulated thread until it is over. */
