@@ -101,6 +101,28 @@ function stepResult(s: StepRecord, c: Colors): string {
   }
 }
 
+type TopologyText = NonNullable<SummaryData['topology']>;
+
+/** `8 accelerator, 8 nic` for a large topology; each device with its address for a small one. */
+function devicesText(t: TopologyText): string {
+  if (t.devices.length <= 6) return t.devices.map((x) => `${x.id} ${x.kind} ${x.bdf}`).join(', ');
+  const counts = new Map<string, number>();
+  for (const x of t.devices) counts.set(x.kind, (counts.get(x.kind) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
+}
+
+/** The machine line: one topology, or every host and the network joining them. */
+function machineText(d: SummaryData): string {
+  const hosts = d.hosts ?? [];
+  if (hosts.length > 1) {
+    const each = hosts.map((h) =>
+      h.topology ? `${h.name} ${h.topology.name} (${devicesText(h.topology)})` : `${h.name} default machine`,
+    );
+    return `hosts ${each.join('; ')}; network ${d.network.gbps} Gb/s`;
+  }
+  return d.topology ? `topology ${d.topology.name} (${devicesText(d.topology)})` : 'default machine';
+}
+
 /** Renders the report as text. */
 export function renderSummary(d: SummaryData, c: Colors = pc): string {
   const out: string[] = [];
@@ -109,10 +131,7 @@ export function renderSummary(d: SummaryData, c: Colors = pc): string {
   if (d.scenario.description) {
     for (const l of wrap(d.scenario.description.trim(), 92)) w(`  ${l}`);
   }
-  const machine = d.topology
-    ? `topology ${d.topology.name} (${d.topology.devices.map((x) => `${x.id} ${x.kind} ${x.bdf}`).join(', ')})`
-    : 'default machine';
-  w(`seed ${d.seed}, scheduler ${schedulerText(d)}, ${machine}`);
+  w(`seed ${d.seed}, scheduler ${schedulerText(d)}, ${machineText(d)}`);
   if (d.status === 'skipped') {
     w();
     w(c.yellow(`SKIPPED: ${d.skipped}; the scenario needs it.`));
@@ -138,7 +157,8 @@ export function renderSummary(d: SummaryData, c: Colors = pc): string {
     const what = p.harness
       ? 'the harness: creates the channels, starts the processes, reaps them'
       : `${steps.length} steps${threads}`;
-    w(`  ${p.name.padEnd(nameW)}  pid ${String(p.pid).padEnd(5)} ${exit}  ${c.dim(what)}`);
+    const on = (d.hosts ?? []).length > 1 && p.host ? `${p.host}  ` : '';
+    w(`  ${p.name.padEnd(nameW)}  ${on}pid ${String(p.pid).padEnd(5)} ${exit}  ${c.dim(what)}`);
     if (p.crashed) w(c.red(`      crashed: ${p.crashed}`));
     for (const s of steps.slice(0, STEPS_MAX_LINES)) {
       const who = s.thread === 'main' ? '' : `${s.thread}: `;
