@@ -1145,3 +1145,23 @@ describe('typed wrapper (Drm)', () => {
     });
   });
 });
+
+describe('PRIME export tracing', () => {
+  test('PRIME_HANDLE_TO_FD installs the fd with a dma_buf_fd tracepoint, as the heaps and habanalabs do', async () => {
+    let exported = -1;
+    let pid = -1;
+    const m = await runProgram(async (sys) => {
+      const fd = await openCard(sys);
+      const bo = await vgemCreate(sys, fd, 1, 1024, 32);
+      exported = await primeHandleToFd(sys, fd, bo.handle);
+      expect(exported).toBeGreaterThanOrEqual(0);
+      pid = sys.getpid();
+      await sys.close(exported);
+      await sys.close(fd);
+    });
+    const fdEvents = m.engine.log.entries.filter((e) => e.name === 'dma_buf_fd');
+    expect(fdEvents.map((e) => [e.args?.fd, e.args?.pid])).toEqual([[exported, pid]]);
+    const ino = fdEvents[0].args?.ino;
+    expect(m.engine.log.entries.some((e) => e.name === 'dma_buf_export' && e.args?.ino === ino)).toBe(true);
+  });
+});

@@ -6,11 +6,13 @@
  * The table is built on first use from the request constants the uapi modules export
  * (the numbers come from the kernel's uapi headers; see each module).
  */
+import * as amdgpu from './amdgpu.ts';
 import * as dmaBuf from './dma-buf.ts';
 import * as dmaHeap from './dma-heap.ts';
 import * as drm from './drm.ts';
 import * as habanalabs from './habanalabs.ts';
 import * as ioctl from './ioctl.ts';
+import * as scanout from './scanout.ts';
 import * as udmabuf from './udmabuf.ts';
 
 /** Export names that are request numbers (not magics, flags or field widths). */
@@ -21,7 +23,10 @@ let table: Map<number, string> | null = null;
 
 function build(): Map<number, string> {
   const t = new Map<number, string>();
-  for (const mod of [ioctl, dmaBuf, dmaHeap, udmabuf, drm, habanalabs] as Record<string, unknown>[]) {
+  for (const mod of [ioctl, dmaBuf, dmaHeap, udmabuf, drm, habanalabs, amdgpu, scanout] as Record<
+    string,
+    unknown
+  >[]) {
     for (const [name, value] of Object.entries(mod)) {
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0x100) continue;
       if (!REQUEST_NAME.test(name)) continue;

@@ -34,6 +34,7 @@ import {
   dmaBufGet,
   dmaBufMapAttachmentUnlocked,
   dmaBufPut,
+  dmaBufTraceFd,
   dmaBufUnmapAttachmentUnlocked,
   getDmaBuf,
 } from '../../../kernel/dma-buf/dma-buf.ts';
@@ -311,6 +312,7 @@ export async function drmGemPrimeHandleToFd(
     return dmabuf.err;
   }
   fdInstall(fd, dmabuf.file);
+  dmaBufTraceFd(dmabuf, fd);
   return fd;
 }
 
