@@ -397,7 +397,7 @@ describe('eviction under VRAM pressure', () => {
     expect(mem.some((e) => e.args?.pool === 'vram' && e.args?.bytes === 48 * MIB)).toBe(true);
   });
 
-  it('an exporter that does not wait for the fences after move_notify is caught (amdgpu.vram_reused_before_idle)', async () => {
+  it('pitfall 5: an exporter that does not wait for the fences after move_notify is caught (amdgpu.vram_reused_before_idle)', async () => {
     const { m, seen } = await evictionRun({ skipMoveWait: true });
     expect(seen.allocatedBeforeSignal).toBe(true);
     expect(m.reports.filter((r) => r.type === 'violation').map((r) => r.rule)).toEqual([

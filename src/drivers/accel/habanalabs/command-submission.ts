@@ -28,10 +28,10 @@ import { O_CLOEXEC } from '../../../kernel/fcntl.ts';
 import { fdInstall, getUnusedFdFlags, putUnusedFd } from '../../../kernel/fdtable.ts';
 import { SpinLock } from '../../../kernel/locking/spinlock.ts';
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE } from '../../../kernel/mm/dma-mapping.ts';
+import { pinUserPages } from '../../../kernel/mm/gup.ts';
 import { dmaChargeMappingCost, dmaDeviceAccess } from '../../../kernel/mm/iommu.ts';
 import { PAGE_SIZE, type Page, pagesContiguous } from '../../../kernel/mm/page.ts';
 import type { Flow } from '../../../kernel/pci/flow.ts';
-import { current } from '../../../kernel/sched.ts';
 import {
   HL_MODEL_DMA_DEVICE_TO_HOST,
   HL_MODEL_DMA_FILL,
@@ -184,23 +184,6 @@ export interface HlDmaJobArgs {
   pattern: bigint;
   /** In-fence sync_file fd, or -1. */
   inFence: number;
-}
-
-/** Pins the user pages of `[addr, addr + size)` of the current process; null on a bad address. */
-function pinUserPages(addr: number, size: number): { pages: Page[]; first: number } | null {
-  const mm = current()?.mm;
-  if (!mm) return null;
-  const start = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
-  const pages: Page[] = [];
-  for (let a = start; a < addr + size; a += PAGE_SIZE) {
-    const p = mm.resolve(a, 'none');
-    if (typeof p === 'number') {
-      for (const q of pages) q.put();
-      return null;
-    }
-    pages.push(p.get());
-  }
-  return { pages, first: addr - start };
 }
 
 /** Calls `fn(jobOffset, view)` for each piece of the pinned host range, in order (contiguous pages merged). */

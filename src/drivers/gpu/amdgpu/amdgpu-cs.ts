@@ -36,13 +36,13 @@ import { errno } from '../../../kernel/errno.ts';
 import { O_CLOEXEC } from '../../../kernel/fcntl.ts';
 import { fdInstall, getUnusedFdFlags, putUnusedFd } from '../../../kernel/fdtable.ts';
 import { WwAcquireCtx, wwAcquireFini, wwAcquireInit } from '../../../kernel/locking/ww-mutex.ts';
+import { pinUserPages } from '../../../kernel/mm/gup.ts';
 import { iomemLookup } from '../../../kernel/mm/iomem.ts';
 import { dmaContextOf, dmaDeviceAccess } from '../../../kernel/mm/iommu.ts';
 import { PAGE_SIZE, type Page } from '../../../kernel/mm/page.ts';
 import { forEachSgtableDmaSg } from '../../../kernel/mm/scatterlist.ts';
 import { PciDev } from '../../../kernel/pci/pci.ts';
 import type { TransferEnd } from '../../../kernel/pci/transfer-path.ts';
-import { current } from '../../../kernel/sched.ts';
 import {
   AMDGPU_MODEL_COPY_BO_TO_BO,
   AMDGPU_MODEL_COPY_BO_TO_HOST,
@@ -158,23 +158,6 @@ function importedOperand(adev: AmdgpuDevice, bo: AmdgpuBo, base: number): Operan
   };
 }
 
-/** Pins the user pages under `[addr, +size)` of the current process; null on a bad address. */
-function pinUserRange(addr: number, size: number): { pages: Page[]; first: number } | null {
-  const mm = current()?.mm;
-  if (!mm || !Number.isSafeInteger(addr) || addr < 0) return null;
-  const start = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
-  const pages: Page[] = [];
-  for (let a = start; a < addr + size; a += PAGE_SIZE) {
-    const p = mm.resolve(a, 'none');
-    if (typeof p === 'number') {
-      for (const q of pages) q.put();
-      return null;
-    }
-    pages.push(p.get());
-  }
-  return { pages, first: addr - start };
-}
-
 /** Locks every distinct reservation object of `resvs` in one acquire context. */
 async function lockAll(resvs: DmaResv[]): Promise<WwAcquireCtx> {
   const ctx = new WwAcquireCtx();
@@ -249,7 +232,7 @@ export async function amdgpuModelCopyIoctl(dev: DrmDevice, data: Uint8Array, fil
   if (typeof src === 'number') return release(src);
   let host: { pages: Page[]; first: number } | null = null;
   if (op === AMDGPU_MODEL_COPY_HOST_TO_BO || op === AMDGPU_MODEL_COPY_BO_TO_HOST) {
-    host = pinUserRange(Number(a.host_addr as bigint), size);
+    host = pinUserPages(Number(a.host_addr as bigint), size);
     if (!host) return release(-errno.EFAULT);
   }
   const unpinHost = () => {
