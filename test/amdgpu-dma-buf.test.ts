@@ -9,7 +9,7 @@
  * importing the accelerator's dma-buf, and process exit leaking nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { habanalabsInit } from '../src/drivers/accel/habanalabs/habanalabs-drv.ts';
+import { habanalabsInit, hlDevices } from '../src/drivers/accel/habanalabs/habanalabs-drv.ts';
 import {
   AMDGPU_DEFAULT_OPTIONS,
   type AmdgpuBo,
@@ -38,7 +38,7 @@ import { DMA_BIDIRECTIONAL } from '../src/kernel/mm/dma-mapping.ts';
 import { deviceSetupDma } from '../src/kernel/mm/iommu.ts';
 import { pciBus, pciDevDevice } from '../src/kernel/pci/pci-driver.ts';
 import type { TopologySpec } from '../src/kernel/pci/topology.ts';
-import { presetSpec } from '../src/kernel/pci/topology-presets.ts';
+import { presetSpec, topologyPreset } from '../src/kernel/pci/topology-presets.ts';
 import { Machine } from '../src/machine.ts';
 import { formatIssue, loadScenarioText } from '../src/scenario/load.ts';
 import { runScenario } from '../src/scenario/runner.ts';
@@ -184,6 +184,32 @@ function importerDevice(m: Machine, id: string | null): Device {
   const pdev = pciBus(m.kernel)!.topology.endpoints.find((e) => e.id === id)!;
   return pciDevDevice(pdev, m.kernel);
 }
+
+describe('device memory from the topology', () => {
+  it("an endpoint's memory sizes the GPU's VRAM (over amdgpuProbeConfig) and the accelerator's HBM", async () => {
+    Object.assign(amdgpuProbeConfig, AMDGPU_DEFAULT_OPTIONS, { vramSize: 64 * MIB });
+    amdgpuInit();
+    habanalabsInit();
+    const m = await Machine.create({
+      seed: 1,
+      topology: topologyPreset('gpu-workstation', { memory: { gpu0: 32 * MIB, accel0: 4 * 2 ** 30 } }),
+    });
+    const adev = amdgpuDevices(m.kernel)[0];
+    expect([adev.vram.size, adev.opts.vramSize, adev.visibleVramSize]).toEqual([
+      32 * MIB,
+      32 * MIB,
+      32 * MIB,
+    ]);
+    expect(hlDevices(m.kernel)[0].prop.dramSize).toBe(4 * 2 ** 30);
+    await run(m, async (sys) => {
+      const gpu = await AmdgpuDevice.open(sys, 0);
+      expect((await gpu.gemCreateRaw(48 * MIB, VRAM, 0)).rc).toBe(-12); // larger than the 32 MiB of VRAM
+    });
+    // Without `memory` the probe config still decides.
+    const d = await gpuMachine();
+    expect(amdgpuDevices(d.kernel)[0].vram.size).toBe(64 * MIB);
+  });
+});
 
 describe('amdgpu_dma_buf_ops', () => {
   it('attach: a P2P-capable importer keeps peer2peer, one without a PCIe route loses it; map by placement', async () => {

@@ -293,6 +293,32 @@ describe('builder errors name the element', () => {
     ).toEqual(['endpoint "e0": BAR 0 size 3000 is not a power of two of at least 16 bytes']);
   });
 
+  test('endpoint memory: a positive multiple of 4096 bytes, on the built function; presets take it per id', () => {
+    const ep = (memory: number): EndpointSpec => ({ id: 'e0', kind: 'gpu', parent: 'rp0', link: g4, memory });
+    const t = buildTopology(minimal({ endpoints: [ep(64 * 2 ** 20)] }));
+    expect(t.device('e0').memory).toBe(64 * 2 ** 20);
+    expect(buildTopology(minimal()).device('e0').memory).toBeNull();
+    expect(problems(minimal({ endpoints: [ep(1000)] }))).toEqual([
+      'endpoint "e0": memory 1000 is not a positive multiple of 4096 bytes',
+    ]);
+    expect(problems(minimal({ endpoints: [ep(0)] }))).toEqual([
+      'endpoint "e0": memory 0 is not a positive multiple of 4096 bytes',
+    ]);
+    const g = topologyPreset('gpu-workstation', { memory: { gpu0: 2 ** 26 } });
+    expect([g.device('gpu0').memory, g.device('accel0').memory]).toEqual([2 ** 26, null]);
+    expect(g.describe()).toContain('endpoint/gpu gpu0 Gen4 x16 mps=256 memory=64MiB');
+    let err: unknown;
+    try {
+      topologyPreset('gpu-workstation', { memory: { gpu1: 2 ** 26 } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TopologyError);
+    expect((err as TopologyError).problems).toEqual([
+      'memory: preset "gpu-workstation" has no endpoint "gpu1" (its endpoints: gpu0, accel0, nic0)',
+    ]);
+  });
+
   test('a slot taken by the host-bridge function is refused', () => {
     const ps = problems(
       minimal({

@@ -176,7 +176,46 @@ describe('file:line:col messages', () => {
     expect(b.ok && b.topology?.iommu).toBe(true);
     const c = loadTopologyText('preset: vm\niommus: true\n', 'c.yaml');
     expect(c.ok ? [] : c.issues.map(formatIssue)).toEqual([
-      'c.yaml:2:1: iommus: unknown field "iommus" (did you mean "iommu"?); expected one of: preset, iommu, cmdline, params',
+      'c.yaml:2:1: iommus: unknown field "iommus" (did you mean "iommu"?); expected one of: preset, iommu, cmdline, params, memory',
+    ]);
+  });
+
+  test('a preset with memory overrides sizes its endpoints; an unknown endpoint is pointed at', () => {
+    const ok = loadScenarioText(
+      `name: t\nhosts:\n  - {name: h1, topology: {preset: gpu-workstation, memory: {gpu0: 64MiB, accel0: 2GiB}}}\n${head.slice(8)}      - sleep: 1ms\n`,
+      't.yaml',
+    );
+    if (!ok.ok) throw new Error(ok.issues.map(formatIssue).join('\n'));
+    const t = ok.scenario.hosts[0].topology;
+    expect([t?.device('gpu0').memory, t?.device('accel0').memory, t?.device('nic0').memory]).toEqual([
+      64 * 2 ** 20,
+      2 * 2 ** 30,
+      null,
+    ]);
+    expect(
+      problems(
+        `name: t\ntopology:\n  preset: gpu-workstation\n  memory:\n    gpu0: 64MiB\n    gpu1: 64MiB\n${head.slice(8)}      - sleep: 1ms\n`,
+      ),
+    ).toEqual([
+      't.yaml:6:5: topology.memory.gpu1: memory: preset "gpu-workstation" has no endpoint "gpu1" (its endpoints: gpu0, accel0, nic0)',
+    ]);
+    expect(
+      problems(
+        `name: t\ntopology: {preset: gpu-workstation, memory: {gpu0: lots}}\n${head.slice(8)}      - sleep: 1ms\n`,
+      ),
+    ).toEqual([
+      't.yaml:2:52: topology.memory.gpu0: expected a size such as 4096, 4KiB, 2MiB or 1GiB, got "lots"',
+    ]);
+  });
+
+  test('an inline endpoint takes memory as a size; a bad one is pointed at', () => {
+    const topo = (memory: string) =>
+      `topology:\n  name: t\n  cpu: {generation: zen4}\n  sockets: [{id: s0}]\n  hostBridges: [{id: hb0, socket: s0}]\n  rootPorts: [{id: rp0, hostBridge: hb0, link: {gen: 4, width: 16}}]\n  endpoints:\n    - {id: gpu0, kind: gpu, parent: rp0, link: {gen: 4, width: 16}, vendor: 0x1002, memory: ${memory}}\n`;
+    const ok = loadScenarioText(`name: t\n${topo('32MiB')}${head.slice(8)}      - sleep: 1ms\n`, 't.yaml');
+    if (!ok.ok) throw new Error(ok.issues.map(formatIssue).join('\n'));
+    expect(ok.scenario.topology?.device('gpu0').memory).toBe(32 * 2 ** 20);
+    expect(problems(`name: t\n${topo('1000')}${head.slice(8)}      - sleep: 1ms\n`)).toEqual([
+      't.yaml:9:7: topology.endpoints[0]: endpoint "gpu0": memory 1000 is not a positive multiple of 4096 bytes',
     ]);
   });
 });

@@ -2,7 +2,7 @@
  * Multi-host scenarios and the RDMA steps: `hosts` and `network` with file:line:col
  * errors, channels kept inside one host, out-of-band mailboxes, the verbs steps'
  * errnos and completion statuses, bandwidth expectations, the seed flow (bytes verified,
- * 0.92 x line rate), byte-for-byte determinism of a two-host run and its trace, RDMA
+ * 0.92 x line rate), the GPU eviction scenario (one move_notify mid-stream), byte-for-byte determinism of a two-host run and its trace, RDMA
  * between two NICs of one host, and `explore` on a multi-host scenario.
  */
 import { spawn } from 'node:child_process';
@@ -368,6 +368,28 @@ describe('the seed flow', () => {
     });
     expect(Math.abs(t.gbps / 200 - 0.92) / 0.92).toBeLessThan(0.1);
     expect(result.reports).toEqual([]);
+  });
+});
+
+describe('GPU eviction under RDMA traffic (scenarios/gpu-eviction-rdma.yaml)', () => {
+  test('64 MiB of VRAM from the topology; one move_notify mid-stream, a dip on the next chunk, every byte arrives', async () => {
+    const sc = shipped('gpu-eviction-rdma.yaml');
+    expect(sc.hosts.map((h) => h.topology?.device('gpu0').memory)).toEqual([64 * 2 ** 20, 64 * 2 ** 20]);
+    const { result, log } = await runScenario(sc);
+    expect(result.expectations.filter((e) => !e.ok)).toEqual([]);
+    expect(result.reports).toEqual([]);
+    // VRAM is 64 MiB: the 56 MiB pressure buffer fits only once the 16 MiB one is in GTT.
+    expect(result.steps.find((s) => s.id === 'evict')?.detail).toMatchObject({
+      vram: 56 * 2 ** 20,
+      gtt: 16 * 2 ** 20,
+    });
+    expect(log.filter((e) => e.name === 'dma_buf_move_notify')).toHaveLength(1);
+    const chunks = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => result.steps.find((s) => s.id === `chunk${i}`)!);
+    const gbps = chunks.map((c) => c.transfer!.gbps);
+    // The first chunk after move_notify re-maps the MR and waits for the move's copy.
+    expect(gbps[2]).toBeLessThan(gbps[1] / 2);
+    for (const i of [0, 1, 3, 4, 5, 6, 7]) expect(Math.abs(gbps[i] / 100 - 0.92) / 0.92).toBeLessThan(0.1);
+    expect(result.steps.find((s) => s.id === 'verify')?.detail).toEqual({ bytes: 16 * 2 ** 20, differ: 0 });
   });
 });
 

@@ -923,6 +923,14 @@ class Compiler {
     });
   }
 
+  /** The key of a preset's `memory` overrides that a problem names (an unknown endpoint), if any. */
+  private memoryKey(problem: string, t: unknown): string | undefined {
+    const memory = isPlainObject(t) ? t.memory : undefined;
+    if (!problem.startsWith('memory: ') || !isPlainObject(memory)) return undefined;
+    for (const m of problem.matchAll(/"([^"]+)"/g)) if (Object.hasOwn(memory, m[1])) return m[1];
+    return undefined;
+  }
+
   /** The path of the topology element a problem names (by its quoted id), else `base`. */
   private elementPath(base: (string | number)[], problem: string, t: unknown): (string | number)[] {
     if (!isPlainObject(t)) return base;
@@ -950,12 +958,17 @@ class Compiler {
           iommu: t.iommu,
           cmdline: t.cmdline,
           params: t.params,
+          memory: t.memory,
         });
       }
       return buildTopology(t as TopologySpec);
     } catch (e) {
       if (e instanceof TopologyError) {
-        for (const p of e.problems) this.err(this.elementPath(base, p, t), p);
+        for (const p of e.problems) {
+          const key = this.memoryKey(p, t);
+          if (key !== undefined) this.err([...base, 'memory'], p, key);
+          else this.err(this.elementPath(base, p, t), p);
+        }
       } else {
         this.err(base, (e as Error).message);
       }

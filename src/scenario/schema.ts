@@ -22,7 +22,7 @@ import { PRESET_NAMES } from '../kernel/pci/topology-presets.ts';
 import type { TransferParamsOverride } from '../kernel/pci/transfer-params.ts';
 import { anyStep, identifier, stepExpectSchema } from './step-kind.ts';
 import './steps/index.ts';
-import { duration } from './units.ts';
+import { duration, size } from './units.ts';
 import { REPORT_TYPES } from './values.ts';
 
 // ------------------------------------------------------------ topology
@@ -181,6 +181,10 @@ export const topologySpecSchema = z
             }),
           )
           .optional(),
+        memory: size.optional().meta({
+          description:
+            "On-device memory (a GPU's VRAM, an accelerator's HBM): 64MiB, 8GiB...; default: the driver's.",
+        }),
       }),
     ),
     iommu: z.boolean().optional(),
@@ -216,6 +220,10 @@ export const topologySchema = z
           .optional()
           .meta({ description: 'Kernel command line (pci=disable_acs_redir=...).' }),
         params: transferParamsSchema.optional(),
+        memory: z.record(identifier, size).optional().meta({
+          description:
+            "On-device memory per endpoint id: {gpu0: 64MiB} gives the preset's GPU 64 MiB of VRAM (default: the driver's size).",
+        }),
       }),
       topologySpecSchema,
     ],
@@ -224,7 +232,8 @@ export const topologySchema = z
     },
   )
   .meta({
-    description: 'The machine: a preset name, {preset, iommu, cmdline, params}, or an inline topology.',
+    description:
+      'The machine: a preset name, {preset, iommu, cmdline, params, memory}, or an inline topology.',
   });
 
 // ------------------------------------------------------------ expectations

@@ -197,6 +197,11 @@ export class PciDev implements Device {
     readonly mpsSupported: number,
     /** For endpoints, what kind of device it is. */
     readonly kind: EndpointKind | null = null,
+    /**
+     * On-device memory in bytes as the topology states it (`EndpointSpec.memory`: VRAM,
+     * HBM); null when the topology leaves it to the driver's default.
+     */
+    readonly memory: number | null = null,
   ) {
     this.name = `${hex(bus.domain, 4)}:${hex(bus.number, 2)}:${hex(PCI_SLOT(devfn), 2)}.${PCI_FUNC(devfn)}`;
     this.acsCtrl = 0;

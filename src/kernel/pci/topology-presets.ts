@@ -12,7 +12,7 @@
  * drivers/accel/habanalabs/include/gaudi2/gaudi2.h) and are otherwise for display.
  */
 import type { BarSpec, EndpointSpec, LinkSpec, RootPortSpec, SwitchSpec, TopologySpec } from './topology.ts';
-import { buildTopology, PCI_VENDOR, type Topology } from './topology.ts';
+import { buildTopology, PCI_VENDOR, type Topology, TopologyError } from './topology.ts';
 import type { TransferParamsOverride } from './transfer-params.ts';
 
 /** The preset names. */
@@ -279,6 +279,12 @@ export interface PresetOverrides {
   iommu?: boolean;
   /** Kernel command line. */
   cmdline?: string;
+  /**
+   * On-device memory per endpoint id, bytes (`EndpointSpec.memory`): `{gpu0: 64 MiB}`
+   * gives the preset's GPU 64 MiB of VRAM. An id the preset does not have is a
+   * `TopologyError` naming it.
+   */
+  memory?: Record<string, number>;
 }
 
 /** Builds a preset, with overrides. */
@@ -287,5 +293,17 @@ export function topologyPreset(name: PresetName, overrides: PresetOverrides = {}
   if (overrides.params !== undefined) spec.params = overrides.params;
   if (overrides.iommu !== undefined) spec.iommu = overrides.iommu;
   if (overrides.cmdline !== undefined) spec.cmdline = overrides.cmdline;
+  const problems: string[] = [];
+  for (const [id, bytes] of Object.entries(overrides.memory ?? {})) {
+    const ep = spec.endpoints.find((e) => e.id === id);
+    if (ep === undefined) {
+      problems.push(
+        `memory: preset "${name}" has no endpoint "${id}" (its endpoints: ${spec.endpoints.map((e) => e.id).join(', ')})`,
+      );
+    } else {
+      ep.memory = bytes;
+    }
+  }
+  if (problems.length > 0) throw new TopologyError(spec.name, problems);
   return buildTopology(spec);
 }

@@ -230,6 +230,15 @@ export interface EndpointSpec {
   acs?: AcsSpec | null;
   /** Memory BARs. */
   bars?: BarSpec[];
+  /**
+   * On-device memory in bytes (a GPU's VRAM, an accelerator's HBM); default: the driver's
+   * own (amdgpu `AmdgpuOptions.vramSize`, habanalabs 96 GiB). A positive multiple of
+   * 4096. Drivers read it at probe from `PciDev.memory`; a small value keeps evictions
+   * and copies cheap in scenarios (`{gpu0: 64 MiB}` makes a 16 MiB BO evictable). Note
+   * habanalabs keeps the first DRAM page (768 MiB) for its driver, so an accelerator
+   * needs well over 768 MiB for user allocations.
+   */
+  memory?: number;
 }
 
 /** A whole topology. */
@@ -341,6 +350,13 @@ export class PcieSwitch {
     /** Port-to-port latency, ns. */
     readonly latencyNs: number,
   ) {}
+}
+
+/** `64MiB`, `8GiB`, or bytes: an endpoint's memory in `describe()`. */
+function memoryText(n: number): string {
+  if (n % 2 ** 30 === 0) return `${n / 2 ** 30}GiB`;
+  if (n % 2 ** 20 === 0) return `${n / 2 ** 20}MiB`;
+  return `${n}B`;
 }
 
 /** Thrown by `buildTopology` with every problem found in a spec. */
@@ -588,8 +604,9 @@ export class Topology {
       for (const d of bus.devices) {
         const link = d.upLink ? ` Gen${d.upLink.gen} x${d.upLink.width}` : '';
         const acs = d.acsCap ? ` acs=${acsNames(d.acsCtrl) || '-'}` : '';
+        const mem = d.memory === null ? '' : ` memory=${memoryText(d.memory)}`;
         lines.push(
-          `${indent}${d.name} [${hex(d.vendor, 4)}:${hex(d.device, 4)}] ${d.role}${d.kind ? `/${d.kind}` : ''} ${d.id}${link}${d.role === 'host-bridge' ? '' : ` mps=${d.mps}`}${acs}`,
+          `${indent}${d.name} [${hex(d.vendor, 4)}:${hex(d.device, 4)}] ${d.role}${d.kind ? `/${d.kind}` : ''} ${d.id}${link}${d.role === 'host-bridge' ? '' : ` mps=${d.mps}`}${acs}${mem}`,
         );
         if (d.subordinate) walk(d.subordinate, `${indent}  `);
       }
@@ -821,6 +838,12 @@ class Builder {
       const list = this.childEndpoints.get(ep.parent) ?? [];
       list.push(ep);
       this.childEndpoints.set(ep.parent, list);
+      if (
+        ep.memory !== undefined &&
+        !(Number.isSafeInteger(ep.memory) && ep.memory > 0 && ep.memory % 4096 === 0)
+      ) {
+        this.problem(`${what}: memory ${String(ep.memory)} is not a positive multiple of 4096 bytes`);
+      }
       const seen = new Set<number>();
       for (const bar of ep.bars ?? []) {
         if (!Number.isInteger(bar.index) || bar.index < 0 || bar.index > 5 || seen.has(bar.index)) {
@@ -1060,13 +1083,14 @@ class Builder {
     acs: AcsSpec | null,
     mps: number,
     kind: EndpointKind | null,
+    memory: number | null = null,
   ): PciDev {
     const t = this.topo;
     if (bus.number > 255) {
       this.problem(`"${id}": no bus number left in domain ${hex(bus.domain, 4)} (more than 256 buses)`);
     }
     const capBits = acs === null ? null : flagBits(acs.cap ?? DEFAULT_PORT_ACS.cap!);
-    const d = new PciDev(id, t, bus, devfn, vendor, device, role, capBits, mps, kind);
+    const d = new PciDev(id, t, bus, devfn, vendor, device, role, capBits, mps, kind, memory);
     if (acs !== null) d.acsCtrl = flagBits(acs.ctrl ?? []) & capBits!;
     bus.devices.push(d);
     t.devices.push(d);
@@ -1088,6 +1112,7 @@ class Builder {
       ep.acs ?? null,
       ep.mps ?? this.topo.params.mps.endpoint,
       ep.kind,
+      ep.memory ?? null,
     );
   }
 

@@ -95,7 +95,9 @@ function hlProbe(pdev: PciDev, dev: Device): number {
   const list = hlDevices();
   const id = list.length;
   const barSize = hlProbeConfig.barSize ?? bar.size;
-  const prop = gaudi2FixedProperties(barSize, hlProbeConfig.asic);
+  // The topology's stated HBM size (EndpointSpec.memory) wins over the probe config.
+  const asic = pdev.memory !== null ? { ...hlProbeConfig.asic, dramSize: pdev.memory } : hlProbeConfig.asic;
+  const prop = gaudi2FixedProperties(barSize, asic);
   const dram = hlDramCreate(`accel${id}`, prop);
   const window = new IomemRegion(
     `${pdev.name} BAR${GAUDI2_DRAM_BAR_ID}`,

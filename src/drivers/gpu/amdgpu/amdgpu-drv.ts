@@ -15,9 +15,10 @@
  * (CTX, CS, INFO, GEM_VA, ...) are not modelled: -EINVAL, as drm_ioctl answers a hole.
  * PRIME uses amdgpu's import (self-import gives the same object) and export.
  *
- * Options (`amdgpuProbeConfig`, read at each probe): VRAM size (default 8 GiB), GTT
- * size, the 6.15 pin behaviour, and the pitfall-5 bug injection. Leak checks after every
- * run: BOs still holding VRAM or GTT, copy jobs whose fences never signalled.
+ * Options (`amdgpuProbeConfig`, read at each probe): VRAM size (default 8 GiB; the
+ * topology endpoint's `memory`, when it states one, takes precedence), GTT size, the
+ * 6.15 pin behaviour, and the pitfall-5 bug injection. Leak checks after every run: BOs
+ * still holding VRAM or GTT, copy jobs whose fences never signalled.
  */
 import type { Device } from '../../../kernel/device.ts';
 import { errno } from '../../../kernel/errno.ts';
@@ -135,7 +136,8 @@ function amdgpuLeakCheck(k: Kernel): LeakFinding[] {
 function amdgpuPciProbe(pdev: PciDev, dev: Device): number {
   const bar = pdev.resources.find((r) => r.index === AMDGPU_VRAM_BAR);
   if (!bar) return -errno.ENODEV;
-  const opts = { ...amdgpuProbeConfig };
+  // The topology's stated VRAM size (EndpointSpec.memory) wins over the probe config.
+  const opts = { ...amdgpuProbeConfig, ...(pdev.memory !== null ? { vramSize: pdev.memory } : {}) };
   const list = amdgpuDevices();
   const name = pdev.id;
   const vram = new VramMemory(`${name} VRAM`, 0, opts.vramSize);

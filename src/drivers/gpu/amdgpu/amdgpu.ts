@@ -24,7 +24,10 @@ import { AmdgpuVramMgr, type VramMemory } from './amdgpu-vram-mgr.ts';
 
 /** Driver options (module parameters and model switches), read at probe. */
 export interface AmdgpuOptions {
-  /** VRAM size in bytes (the model's; the preset's MI-class part has 8 GiB). */
+  /**
+   * VRAM size in bytes (the model's; the preset's MI-class part has 8 GiB). A topology
+   * endpoint that states `memory` (`EndpointSpec.memory`) gets that size instead.
+   */
   vramSize: number;
   /**
    * GTT size in bytes (amdgpu.gttsize). Model default 2 GiB: GTT pages are real host
