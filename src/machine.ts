@@ -244,7 +244,11 @@ export class Machine {
     this.kernel = new Kernel(this.engine, { name: opts.name, hz: opts.hz });
     const t = opts.topology ?? 'workstation';
     this.topology = t instanceof Topology ? t : typeof t === 'string' ? topologyPreset(t) : buildTopology(t);
-    this.transfers = new TransferModel(this.topology, opts.flowNetwork ?? new FlowNetwork(this.engine));
+    this.transfers = new TransferModel(
+      this.topology,
+      opts.flowNetwork ?? new FlowNetwork(this.engine),
+      this.kernel.name,
+    );
     this.nextPid = opts.firstPid ?? 100;
   }
 

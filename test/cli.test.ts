@@ -182,6 +182,37 @@ describe.concurrent('dmabuf-lab topo and schema', () => {
     expect(bad.stderr).toContain('"gaudi" is neither a preset');
   });
 
+  test('topo of a scenario of several hosts shows every host', async () => {
+    const f = join(tmp, 'two-hosts.yaml');
+    writeFileSync(
+      f,
+      [
+        'name: two',
+        'hosts:',
+        '  - {name: alpha, topology: gaudi-hls}',
+        '  - {name: beta, topology: workstation}',
+        'processes:',
+        '  - {name: a, host: alpha, steps: [{sleep: 1ms}]}',
+        '  - {name: b, host: beta, steps: [{sleep: 1ms}]}',
+        '',
+      ].join('\n'),
+    );
+    const r = await cli('topo', f);
+    expect(r.code).toBe(0);
+    const alpha = r.stdout.indexOf('host alpha:');
+    const beta = r.stdout.indexOf('host beta:');
+    expect(alpha).toBeGreaterThanOrEqual(0);
+    expect(beta).toBeGreaterThan(alpha);
+    expect(r.stdout.slice(alpha, beta)).toMatch(/^accel0\s+X\s+BUS 4\s+HB 8/m);
+    expect(r.stdout.slice(beta)).toMatch(/^accel0\s+X\s+HB 4/m);
+    const j = JSON.parse((await cli('topo', f, '--json')).stdout);
+    expect(j.scenario).toBe('two');
+    expect(j.hosts.map((h: { host: string; matrix: { name: string } }) => [h.host, h.matrix.name])).toEqual([
+      ['alpha', 'gaudi-hls'],
+      ['beta', 'workstation'],
+    ]);
+  });
+
   test('schema prints the JSON Schema that schema/scenario.schema.json holds', async () => {
     const r = await cli('schema');
     expect(r.code).toBe(0);

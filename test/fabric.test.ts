@@ -115,6 +115,11 @@ describe('fabric timing', () => {
     expect(two.ns / one.ns).toBeLessThan(2.1);
   });
 
+  it("a cluster's machines run their PCIe transfers on the switch's flow network (one flow can load both)", async () => {
+    const c = await Cluster.create({ machines: 3 });
+    for (const m of c.machines) expect(m.transfers.network).toBe(c.fabric.network);
+  });
+
   it('a small write costs about the fabric latency (two hops + switch, the PCIe legs, and the ACK back)', async () => {
     const { ns } = await timedWrite(200, 64);
     expect(ns).toBeGreaterThan(2 * 1500);

@@ -37,6 +37,31 @@ describe('flow network: max-min fair sharing', () => {
     expect(end).toBe(550);
   });
 
+  test('onDrained fires when the last byte leaves, latencyNs before onComplete; not for a failed or cancelled flow', async () => {
+    const seen: string[] = [];
+    await simulate((net, engine) => {
+      const link = net.resource('link', 2);
+      const cb = (name: string) => ({
+        onDrained: () => seen.push(`${name} drained ${engine.now}`),
+        onComplete: (f: Flow) => seen.push(`${name} ${f.state} ${engine.now}`),
+      });
+      net.start({ bytes: 1000, uses: [{ resource: link }], latencyNs: 50, ...cb('a') });
+      net.start({ bytes: 0, uses: [{ resource: link }], latencyNs: 50, ...cb('empty') });
+      net.start({ bytes: 10, uses: [], latencyNs: 5, failure: 'no route', ...cb('failed') });
+      const c = net.start({ bytes: 1000, uses: [{ resource: link }], ...cb('cancelled') });
+      engine.at(100, () => c.cancel());
+    });
+    expect(seen).toEqual([
+      'empty drained 0',
+      'failed failed 5',
+      'empty done 50',
+      'cancelled cancelled 100',
+      // Alone on the link after the cancel: 100 bytes at 1 byte/ns, then 900 at 2.
+      'a drained 550',
+      'a done 600',
+    ]);
+  });
+
   test('two equal flows on one link get half each and finish at twice the lone time', async () => {
     const flows: Flow[] = [];
     await simulate((net) => {

@@ -45,6 +45,10 @@ describe('the structural check itself', () => {
         { name: 'w', cat: 'x', ph: 'f', ts: 22, pid: 1, tid: 1, id: 9 },
         { name: 'h', cat: 'x', ph: 'n', ts: 23, pid: 1, id: 7 },
         { name: 'mem.cma', ph: 'C', ts: 24, pid: 1, args: { bytes: 'many' } },
+        { name: 'dma', cat: 'y', ph: 'b', ts: 25, pid: 1, tid: 1, id: 3 },
+        { name: 'dma', cat: 'y', ph: 'e', ts: 26, pid: 1, tid: 2, id: 3 },
+        { name: 'dma2', cat: 'y', ph: 'b', ts: 27, pid: 1, id: 4 },
+        { name: 'dma2', cat: 'y', ph: 'e', ts: 26.5, pid: 1, id: 4 },
       ],
     };
     const p = traceProblems(bad);
@@ -57,6 +61,8 @@ describe('the structural check itself', () => {
     expect(p).toContain(
       'counter without finite numeric values: {"name":"mem.cma","ph":"C","ts":24,"pid":1,"args":{"bytes":"many"}}',
     );
+    expect(p).toContain('async 1|y|dma|3 ends on another track (tid 2, not 1)');
+    expect(p).toContain('async 1|y|dma2|4 ends before it begins');
     const good: ChromeTrace = {
       displayTimeUnit: 'ns',
       otherData: {},
@@ -91,6 +97,7 @@ describe('Chrome trace export', () => {
     'accel-p2p-export.yaml',
     'udmabuf-memfd.yaml',
     'cma-heap-exhausted.yaml',
+    'seed-flow.yaml',
   ])('%s gives a structurally valid trace', async (file) => {
     const { trace: t } = await trace(file);
     const parsed = JSON.parse(chromeTraceJson(t)) as ChromeTrace;
@@ -269,5 +276,137 @@ processes:
     expect(heap).toEqual(
       expect.arrayContaining(['mem.system-heap on host1=65536', 'mem.system-heap on host2=8192']),
     );
+  });
+});
+
+/** The pid of the process named `name` (throws when there is none). */
+function pidNamed(ev: TraceEvent[], name: string): number {
+  const m = ev.find((e) => e.ph === 'M' && e.name === 'process_name' && e.args?.name === name);
+  if (!m) throw new Error(`no process ${name}`);
+  return m.pid;
+}
+
+/** Async b/e pairs of category `cat`, matched by id, as [begin, end]. */
+function asyncPairs(ev: TraceEvent[], cat: string): [TraceEvent, TraceEvent][] {
+  const begins = ev.filter((e) => e.cat === cat && e.ph === 'b');
+  return begins.map((b) => {
+    const ends = ev.filter((e) => e.cat === cat && e.ph === 'e' && e.id === b.id);
+    expect(ends, `${b.name} ends once`).toHaveLength(1);
+    return [b, ends[0]];
+  });
+}
+
+describe('a trace of seed-flow (two hosts, RDMA between their accelerators)', () => {
+  test('each host has its own kernel process, with its own fence context and kernel threads', async () => {
+    const { trace: t, artifacts } = await trace('seed-flow.yaml');
+    const ev = t.traceEvents;
+    const processes = ev.filter((e) => e.name === 'process_name').map((e) => e.args?.name);
+    expect(processes).toEqual(expect.arrayContaining(['kernel on host1', 'kernel on host2']));
+    expect(processes).not.toContain('kernel');
+    const k1 = pidNamed(ev, 'kernel on host1');
+    const k2 = pidNamed(ev, 'kernel on host2');
+    expect(k1).not.toBe(k2);
+    // Both hosts' accel0 DMA timeline is fence context 1: one thread on each kernel.
+    const ctx1 = ev.filter(
+      (e) => e.name === 'thread_name' && e.args?.name === 'fence ctx 1 (habanalabs:accel0-dma)',
+    );
+    expect(ctx1.map((e) => e.pid).sort()).toEqual([k1, k2].sort());
+    expect(new Set(ctx1.map((e) => e.tid)).size).toBe(2);
+    // Each host's fence is initialised and signalled on its own host's thread, and its
+    // lifetime is a pair on its own kernel (the host2 one signalled from host2's IRQ).
+    for (const [pid, th] of ctx1.map((e) => [e.pid, e.tid] as const)) {
+      const marks = ev.filter((e) => e.ph === 'i' && e.cat === 'dma_fence' && e.pid === pid && e.tid === th);
+      expect(marks.map((e) => e.name)).toEqual(
+        expect.arrayContaining(['dma_fence_init', 'dma_fence_signaled', 'dma_fence_destroy']),
+      );
+    }
+    const lives = asyncPairs(ev, 'dma_fence');
+    expect(lives.map(([b, e]) => [b.pid, e.pid, e.args?.end])).toEqual(
+      expect.arrayContaining([
+        [k1, k1, 'dma_fence_signaled'],
+        [k2, k2, 'dma_fence_signaled'],
+      ]),
+    );
+    // The host1 consumer of host2's fence waited on host2 (the consumer runs there):
+    // its process is named for its host and its dma-buf sits on host2's kernel.
+    const bufs = ev.filter((e) => e.cat === 'dma_buf' && e.ph === 'b');
+    expect(bufs.map((e) => [e.name, e.pid]).sort()).toEqual(
+      [
+        ['dma_buf 1 (habanalabs) on host1', k1],
+        ['dma_buf 1 (habanalabs) on host2', k2],
+      ].sort(),
+    );
+    // The NIC's kernel thread was spawned by rdma-writer, a host1 process.
+    const writer = artifacts.result.processes.find((p) => p.name === 'rdma-writer')!;
+    expect(writer.host).toBe('host1');
+    const hca = ev.filter((e) => e.name === 'thread_name' && String(e.args?.name).startsWith('mlx5_0_hca/'));
+    expect(hca.length).toBeGreaterThan(0);
+    expect(hca.some((e) => e.pid === k1)).toBe(true);
+    // Wake-ups from host2's interrupts start on host2's hardirq thread.
+    const consumer = artifacts.result.processes.find((p) => p.name === 'consumer')!;
+    const toConsumer = ev.filter((e) => e.ph === 'f' && e.pid === consumer.pid);
+    for (const f of toConsumer) {
+      const s = ev.find((e) => e.ph === 's' && e.id === f.id)!;
+      if (s.pid === k1 || s.pid === k2) expect(s.pid).toBe(k2);
+    }
+    expect(traceProblems(t)).toEqual([]);
+  });
+
+  test('DMA transfers are async slices on the source device, network ones on the fabric', async () => {
+    const { trace: t } = await trace('seed-flow.yaml');
+    const ev = t.traceEvents;
+    const dma = asyncPairs(ev, 'dma');
+    const processName = (pid: number) =>
+      ev.find((e) => e.name === 'process_name' && e.pid === pid)?.args?.name as string;
+    const threadName = (pid: number, tid: number | undefined) =>
+      ev.find((e) => e.name === 'thread_name' && e.pid === pid && e.tid === tid)?.args?.name as string;
+    for (const [b, e] of dma) {
+      expect([e.name, e.pid, e.tid]).toEqual([b.name, b.pid, b.tid]);
+      expect(e.ts!).toBeGreaterThanOrEqual(b.ts!);
+      expect(b.name).toMatch(/^DMA \S+ -> \S+ \d+(\.\d)? [KMG]?i?B$/);
+      expect(processName(b.pid)).toMatch(/ \(device\)$/);
+      expect(threadName(b.pid, b.tid)).toBe(`DMA from ${b.args?.src}`);
+      expect(e.args?.state).toBe('done');
+      expect(e.args?.GBps).toBeCloseTo(Number(e.args?.bytes) / Number(e.args?.ns), 3);
+    }
+    const where = dma.map(([b]) => `${b.name} @ ${processName(b.pid)}`);
+    expect(where).toEqual([
+      'DMA accel0 -> accel0 64 MiB @ accel0 on host1 (device)',
+      'DMA accel0 -> nic0 64 MiB @ accel0 on host1 (device)',
+      'DMA nic0 -> accel0 64 MiB @ nic0 on host2 (device)',
+      'DMA accel0 -> cpu0 64 MiB @ accel0 on host2 (device)',
+    ]);
+    // The fill reuses the accel0 process of host1's HBM counter.
+    const hbm = ev.find((e) => e.ph === 'C' && e.name === 'mem.hbm')!;
+    expect(processName(hbm.pid)).toBe('accel0 on host1 (device)');
+    expect(dma[0][0].pid).toBe(hbm.pid);
+    // The RDMA write crosses the network: one slice on the sending port's fabric track.
+    const net = asyncPairs(ev, 'fabric');
+    expect(net).toHaveLength(1);
+    const [b, e] = net[0];
+    expect(processName(b.pid)).toBe('fabric');
+    expect(threadName(b.pid, b.tid)).toBe('host1/mlx5_0 port 1');
+    expect(b.name).toBe('host1/mlx5_0 port 1 -> host2/mlx5_0 port 1 64 MiB');
+    expect(e.ts!).toBeGreaterThan(b.ts!);
+    // 64 MiB at about 0.92 x 200 Gb/s = 23 GB/s.
+    expect(e.args?.GBps).toBeGreaterThan(20);
+    expect(e.args?.GBps).toBeLessThan(25);
+  });
+
+  test('the same seed gives a byte-identical file', async () => {
+    const a = chromeTraceJson((await trace('seed-flow.yaml', 7)).trace);
+    const b = chromeTraceJson((await trace('seed-flow.yaml', 7)).trace);
+    expect(a).toBe(b);
+  });
+
+  test('a run of one machine keeps one kernel process at pid 0, and draws its DMA too', async () => {
+    const { trace: t } = await trace('accel-p2p-export.yaml');
+    const ev = t.traceEvents;
+    const kernels = ev.filter((e) => e.name === 'process_name' && String(e.args?.name).startsWith('kernel'));
+    expect(kernels.map((e) => [e.pid, e.args?.name])).toEqual([[0, 'kernel']]);
+    const dma = asyncPairs(ev, 'dma');
+    expect(dma.length).toBeGreaterThan(0);
+    for (const [b, e] of dma) expect(e.ts!).toBeGreaterThanOrEqual(b.ts!);
+    expect(ev.some((e) => e.cat === 'pcie')).toBe(false);
   });
 });

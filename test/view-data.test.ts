@@ -87,6 +87,20 @@ describe('view data', () => {
     expect(d.arrows.length).toBeGreaterThan(0);
   });
 
+  test('seed-flow: fence contexts are per host (context 1 on host1 and on host2 are two rows)', async () => {
+    const r = loadScenarioFile('scenarios/seed-flow.yaml');
+    if (!r.ok) throw new Error(r.issues.map((i) => i.message).join('; '));
+    const d = buildViewData(await runScenario(r.scenario), r.scenario);
+    wellFormed(d);
+    const fenceRows = d.rows.filter((x) => x.kind === 'fence').map((x) => x.id);
+    expect(fenceRows).toEqual(expect.arrayContaining(['f:host1:1', 'f:host2:1']));
+    const rowOf = (id: string) => d.rows.findIndex((x) => x.id === id);
+    // The producer's fill is host1's fence; the consumer's copy back is host2's.
+    expect(d.fences.filter((f) => f.row === rowOf('f:host1:1'))).toHaveLength(1);
+    expect(d.fences.filter((f) => f.row === rowOf('f:host2:1'))).toHaveLength(1);
+    expect(d.fences.every((f) => f.signalled)).toBe(true);
+  });
+
   test('fence-deadlock: the report, and fences never signalled end with the run', async () => {
     const d = buildViewData(await run('scenarios/fence-deadlock.yaml'));
     expect(d.reports).toHaveLength(1);

@@ -13,7 +13,8 @@
  * - `explore <scenario> --runs N`: runs it under N schedules (seeds) and prints the
  *   seeds that broke an expectation or a rule, each replayable with `run --seed`.
  * - `topo [preset|file]`: the p2pdma map type, distance and predicted bandwidth of
- *   every pair of devices of a topology.
+ *   every pair of devices of a topology (of each host, for a scenario of several;
+ *   `--json` then gives `{scenario, hosts: [{host, matrix}]}`).
  * - `validate <scenario>`: checks a file without running it.
  * - `schema`: prints the JSON Schema of scenario files.
  *
@@ -36,6 +37,7 @@ import {
   type CompiledScenario,
   formatIssue,
   loadScenarioFile,
+  loadScenarioText,
   loadTopologyText,
   type ScenarioIssue,
 } from '../scenario/load.ts';
@@ -356,7 +358,7 @@ export function buildProgram(): Command {
     .description('p2pdma map type, distance and predicted 1 GiB bandwidth between every pair of devices')
     .argument(
       '[topology]',
-      `a preset (${PRESET_NAMES.join(', ')}), a topology file or a scenario file`,
+      `a preset (${PRESET_NAMES.join(', ')}), a topology file or a scenario file (every host of a scenario with several)`,
       'workstation',
     )
     .option('--json', 'print the matrix as JSON')
@@ -376,6 +378,28 @@ export function buildProgram(): Command {
         }
         const r = loadTopologyText(text, arg);
         if (!r.ok) throw new ScenarioFileError(r.issues);
+        // A scenario of several hosts: every host's matrix, in the order of `hosts`.
+        const sc = r.scenario === undefined ? null : loadScenarioText(text, arg);
+        if (sc?.ok && sc.scenario.hosts.length > 1) {
+          const hosts = sc.scenario.hosts;
+          if (hosts.every((h) => h.topology === null)) {
+            throw new CliError(
+              `scenario "${r.scenario}" in ${arg} names no topology (its hosts run on the default machine)`,
+            );
+          }
+          const each = hosts.map((h) => ({ host: h.name, matrix: h.topology && topoMatrix(h.topology) }));
+          if (o.json) {
+            process.stdout.write(`${JSON.stringify({ scenario: r.scenario, hosts: each }, null, 2)}\n`);
+          } else {
+            const parts = each.map(({ host, matrix }) =>
+              matrix === null
+                ? `host ${host}: the default machine (no topology)\n`
+                : `host ${host}:\n${renderTopoMatrix(matrix)}`,
+            );
+            process.stdout.write(parts.join('\n'));
+          }
+          return;
+        }
         if (r.topology === null) {
           throw new CliError(
             `scenario "${r.scenario}" in ${arg} names no topology (it runs on the default machine)`,

@@ -10,8 +10,10 @@
  * await c.run();
  * ```
  *
- * Machines boot one after the other on the shared engine; after each boot every RDMA
- * device it bound gets one fabric port (LID in boot order). `run` runs the engine until
+ * Machines boot one after the other on the shared engine, their PCIe transfers on the
+ * switch's flow network (one network for the cluster: a flow may load PCIe links of
+ * several machines and network links); after each boot every RDMA device it bound gets
+ * one fabric port (LID in boot order). `run` runs the engine until
  * every process of every machine has exited, then each kernel's leak checks.
  */
 
@@ -70,7 +72,14 @@ export class Cluster {
         : Array.from({ length: opts.machines ?? 2 }, () => ({}));
     const machines: Machine[] = [];
     for (let i = 0; i < specs.length; i++) {
-      const m = await Machine.create({ ...specs[i], name: specs[i].name ?? `host${i + 1}`, engine });
+      // One flow network for every machine and the switch, so that an RDMA message can be
+      // one flow over its PCIe legs on both hosts and the wire (rdma-nic.ts `wire`).
+      const m = await Machine.create({
+        ...specs[i],
+        name: specs[i].name ?? `host${i + 1}`,
+        engine,
+        flowNetwork: specs[i].flowNetwork ?? fabric.network,
+      });
       const ports = fabricPorts(m.kernel);
       for (const dev of ibDevices(m.kernel)) {
         ports.push(

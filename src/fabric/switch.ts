@@ -5,12 +5,14 @@
  * B's receive direction (a non-blocking switch: only the edge links limit), each at
  * 1/efficiency capacity per payload byte, and lands after A's hop, the switch's
  * cut-through latency and B's hop. Flows share links max-min fairly through one
- * `FlowNetwork` for the whole fabric (src/kernel/pci/flow.ts). The landing callback runs
+ * `FlowNetwork` for the whole fabric (src/kernel/pci/flow.ts), which a Cluster's
+ * machines also use for their PCIe transfers, so that a message's flow can also load
+ * the PCIe legs at both ends (`extraUses`). The landing callback runs
  * in the hard-IRQ context of the receiving machine's kernel, as a NIC's completion
  * interrupt would.
  */
 
-import { type Flow, FlowNetwork } from '../kernel/pci/flow.ts';
+import { type Flow, FlowNetwork, type FlowUse } from '../kernel/pci/flow.ts';
 import { tracepoint } from '../kernel/trace.ts';
 import type { Engine } from '../sim/engine.ts';
 import {
@@ -33,10 +35,24 @@ export interface FabricMessage {
   onLand: () => void;
   /** The kernel whose IRQ context runs `onLand` (the receiving machine's). */
   owner: unknown;
+  /**
+   * Runs when the last byte has left the sending port (one-way latency before `onLand`),
+   * in the hard-IRQ context of the sending port's machine: a requester streams its next
+   * message then. Runs inside `send` for a message with no payload.
+   */
+  onSent?: () => void;
   /** A cap on the message's rate from outside the network (the PCIe legs at both ends), GB/s. */
   maxRateGBps?: number;
   /** Latency outside the network (the PCIe legs), ns. */
   extraLatencyNs?: number;
+  /**
+   * Resources outside the network the message also loads (the PCIe legs at both ends,
+   * resources of this switch's flow network), so that its one flow runs at the max-min
+   * fair rate over the legs and the wire together.
+   */
+  extraUses?: FlowUse[];
+  /** Runs when the message's flow is over (done, failed or cancelled), before `onLand`. */
+  onEnd?: (flow: Flow) => void;
 }
 
 /** A non-blocking switch with one port per NIC port. */
@@ -93,29 +109,40 @@ export class FabricSwitch {
   send(from: FabricPort, to: FabricPort, msg: FabricMessage): Flow {
     this.messages++;
     const engine = this.engine;
-    const uses =
+    const uses: FlowUse[] =
       from === to
         ? []
         : [
             { resource: from.tx, coefficient: 1 / from.efficiency },
             { resource: to.rx, coefficient: 1 / to.efficiency },
           ];
+    if (msg.extraUses) uses.push(...msg.extraUses);
     // Model tracepoints (no kernel counterpart) for messages that carry payload, so the
     // visualiser can draw a transfer on the fabric; header-only packets are left out.
     const traced = msg.bytes > 0;
+    let sending = true;
     const flow = this.network.start({
       bytes: msg.bytes,
       uses,
       maxRate: capRate(from === to ? from.payloadGBps : undefined, msg.maxRateGBps),
       latencyNs: this.latency(from, to) + (msg.extraLatencyNs ?? 0),
       label: msg.label,
+      onDrained: msg.onSent
+        ? () => {
+            // Inside `send` (no payload) it runs in the caller's context.
+            if (sending) msg.onSent!();
+            else engine.runIn(engine.irqContextFor(from.owner), msg.onSent!);
+          }
+        : undefined,
       onComplete: (f) => {
         if (traced)
           tracepoint(engine, 'fabric_transfer_end', { flow: f.id, state: f.state, bytes: f.landed });
+        msg.onEnd?.(f);
         if (f.state !== 'done') return;
         engine.runIn(engine.irqContextFor(msg.owner), msg.onLand);
       },
     });
+    sending = false;
     if (traced) {
       tracepoint(engine, 'fabric_transfer_start', {
         flow: flow.id,

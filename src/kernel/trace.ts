@@ -18,16 +18,43 @@
  * - `sys_enter` {nr, name, fd?, cmd?} / `sys_exit` {nr, name, ret} around every
  *   syscall, like include/trace/events/syscalls.h (raw_syscalls) with the call's name
  *   and, for ioctl, the request's name added.
+ *
+ * Every entry written here also carries `host` (LogEntry.host, not in the text form or
+ * the hash): the machine the event belongs to, so traces of several machines can tell
+ * them apart. Emitters that know their machine pass it (a fence its kernel, a PCIe
+ * transfer model its machine); otherwise it is the kernel executing when the event was
+ * emitted (`currentKernel()`), which for a hard-IRQ event of a shared flow network or
+ * for a kernel thread acting on its peer's hardware is not the machine it is about.
  */
 import type { Engine } from '../sim/engine.ts';
+import type { LogEntry } from '../sim/event-log.ts';
+import { currentKernel } from './kernel.ts';
+
+/** The executing kernel's name (the emitter of a tracepoint), or undefined with no kernel. */
+function hostName(): string | undefined {
+  try {
+    return currentKernel().name;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Tracepoint argument values. */
 export type TraceArgs = Record<string, number | string | boolean>;
 
-/** Emits tracepoint `name` into `engine`'s log (no-op when the log is off). */
-export function tracepoint(engine: Engine, name: string, args: TraceArgs): void {
+/**
+ * Emits tracepoint `name` into `engine`'s log (no-op when the log is off); `host` is the
+ * machine it belongs to (default: the executing kernel's name).
+ */
+export function tracepoint(engine: Engine, name: string, args: TraceArgs, host?: string): void {
   if (!engine.log.enabled) return;
-  engine.log.add({ t: engine.now, ctx: engine.current.label, name, args });
+  add(engine, name, args, host ?? hostName());
+}
+
+function add(engine: Engine, name: string, args: TraceArgs, host: string | undefined): void {
+  const e: LogEntry = { t: engine.now, ctx: engine.current.label, name, args };
+  if (host !== undefined) e.host = host;
+  engine.log.add(e);
 }
 
 /** Memory pool names of `mem_in_use`: system-heap and CMA dma-heaps, device HBM, GPU VRAM/GTT, BAR windows. */
@@ -49,7 +76,7 @@ export function traceMemInUse(
   const args: TraceArgs = { pool, bytes };
   if (device !== undefined) args.device = device;
   args.host = host;
-  engine.log.add({ t: engine.now, ctx: engine.current.label, name: 'mem_in_use', args });
+  add(engine, 'mem_in_use', args, host);
 }
 
 /** Emits `sys_enter` {nr, name, fd?, cmd?}. `cmd` is the ioctl request's name (or hex). */
@@ -57,10 +84,10 @@ export function traceSysEnter(engine: Engine, nr: number, name: string, fd?: num
   const args: TraceArgs = { nr, name };
   if (fd !== undefined) args.fd = fd;
   if (cmd !== undefined) args.cmd = cmd;
-  engine.log.add({ t: engine.now, ctx: engine.current.label, name: 'sys_enter', args });
+  add(engine, 'sys_enter', args, hostName());
 }
 
 /** Emits `sys_exit` {nr, name, ret}. */
 export function traceSysExit(engine: Engine, nr: number, name: string, ret: number): void {
-  engine.log.add({ t: engine.now, ctx: engine.current.label, name: 'sys_exit', args: { nr, name, ret } });
+  add(engine, 'sys_exit', { nr, name, ret }, hostName());
 }

@@ -32,7 +32,7 @@ export type RowKind = 'thread' | 'irq' | 'kernel' | 'kthread' | 'engine' | 'fenc
 
 /** One timeline row. */
 export interface ViewRow {
-  /** Stable key: `t:<pid>:<tid>`, `irq`, `kernel`, `k:<task>`, `e:<host>:<engine>`, `f:<context>`. */
+  /** Stable key: `t:<pid>:<tid>`, `irq`, `kernel`, `k:<task>`, `e:<host>:<engine>`, `f:<context>` (`f:<host>:<context>` on several hosts). */
   id: string;
   /** The group it sits in: a process name, `kernel`, `engines` or `fences`. */
   group: string;
@@ -405,6 +405,7 @@ export function buildViewData(a: RunArtifacts, topology: Topology | ViewHostsSou
   const arrows: ViewArrow[] = [];
   const open = new Map<string, number[]>();
   const hostOf = (e: LogEntry): string => {
+    if (e.host !== undefined) return e.host;
     const h = e.args?.host;
     if (typeof h === 'string') return h;
     const m = /\/(\d+)$/.exec(e.ctx);
@@ -522,10 +523,13 @@ export function buildViewData(a: RunArtifacts, topology: Topology | ViewHostsSou
     if (e.name === 'dma_fence_init' || e.name === 'dma_fence_signaled') {
       const context = Number(e.args?.context ?? 0);
       const seqno = Number(e.args?.seqno ?? 0);
-      const key = `${context}:${seqno}`;
+      // Fence contexts are numbered per kernel: on several hosts, a context is (host, number).
+      const on = topos.length > 1 ? hostOf(e) : '';
+      const key = `${on}|${context}:${seqno}`;
       const name = `${e.args?.driver}:${e.args?.timeline}`;
       if (e.name === 'dma_fence_init') {
-        const r = row(`f:${context}`, 'fences', `ctx ${context} ${name}`, 'fence');
+        const label = on ? `ctx ${context} ${name} (${on})` : `ctx ${context} ${name}`;
+        const r = row(on ? `f:${on}:${context}` : `f:${context}`, 'fences', label, 'fence');
         open.set(key, [...(open.get(key) ?? []), fences.length]);
         fences.push({
           row: r,

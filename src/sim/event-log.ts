@@ -18,6 +18,11 @@ export interface LogEntry {
   name: string;
   /** Event arguments (numbers, strings, booleans only, so the log serialises exactly). */
   args?: Record<string, number | string | boolean>;
+  /**
+   * The machine (kernel name) whose code emitted it, for tracepoints (src/kernel/trace.ts);
+   * absent on scheduler events. Not part of the text form or the hash.
+   */
+  host?: string;
 }
 
 /** An append-only log of `LogEntry` values with an order-sensitive hash. */

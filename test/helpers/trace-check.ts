@@ -3,7 +3,8 @@
  * trace-event file (trace_processor's json parser and slice tracker): B/E balanced per
  * thread; complete (X) slices on one thread nested or disjoint, intervals closed on the
  * left and open on the right; async b/e pairs matched by pid, category, name and id,
- * and async instants (`n`) inside an open pair of the same key (else they land on a
+ * never ending before they begin nor on another thread than they began on (when they
+ * name one), and async instants (`n`) inside an open pair of the same key (else they land on a
  * track of their own); counters (`C`) with finite numeric values; flows with numeric
  * ids that start with `s` and end with `f`; every pid and thread named; events after
  * the metadata in time order.
@@ -65,7 +66,7 @@ export function traceProblems(t: ChromeTrace): string[] {
     }
   }
   // Async pairs.
-  const open = new Map<string, number>();
+  const open = new Map<string, { ts: number; tid: number | undefined }>();
   for (const e of t.traceEvents) {
     if (e.ph === 'C') {
       const values = Object.values(e.args ?? {});
@@ -79,11 +80,13 @@ export function traceProblems(t: ChromeTrace): string[] {
     if (e.id === undefined) problems.push(`async event without id: ${e.name}`);
     if (e.ph === 'b') {
       if (open.has(k)) problems.push(`async ${k} begun twice`);
-      open.set(k, e.ts!);
+      open.set(k, { ts: e.ts!, tid: e.tid });
     } else {
       const s = open.get(k);
       if (s === undefined) problems.push(`async ${k} ends without a begin`);
-      else if (e.ts! < s) problems.push(`async ${k} ends before it begins`);
+      else if (e.ts! < s.ts) problems.push(`async ${k} ends before it begins`);
+      else if (s.tid !== e.tid)
+        problems.push(`async ${k} ends on another track (tid ${e.tid}, not ${s.tid})`);
       open.delete(k);
     }
   }

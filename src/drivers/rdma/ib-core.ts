@@ -335,6 +335,12 @@ export class IbQp {
   srq: IbSrq | null = null;
   /** Set once destroyed. */
   dead = false;
+  /** Sequence number of the next request message it sends (a model of the PSN order). */
+  txSeq = 0;
+  /** Sequence number of the next of its request messages the responder takes. */
+  rxNext = 0;
+  /** Its request messages that reached the responder ahead of an earlier one, by sequence number. */
+  readonly rxHeld = new Map<number, () => void>();
 
   /** Use ib_create_qp. */
   constructor(

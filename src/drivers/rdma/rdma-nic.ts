@@ -13,9 +13,9 @@
  * unmap), drivers/infiniband/hw/mlx5/odp.c (pagefault_dmabuf_mr: lock, map, unlock on
  * the next access), drivers/infiniband/hw/efa/efa_verbs.c (HCAs without ODP use
  * ib_umem_dmabuf_get_pinned). RC transport semantics (IBTA vol. 1 ch. 9-10): WRs of a
- * QP pipeline — the next one starts when the previous one's request has been sent (a
- * SEND: when it is ACKed), READs and atomics up to max_rd_atomic outstanding — and
- * complete in order; a NAK for
+ * QP pipeline — the next one starts when the previous one's request has left the port (a
+ * SEND: when it is ACKed), READs and atomics up to max_rd_atomic outstanding; the
+ * responder executes them in order — and complete in order; a NAK for
  * an rkey/range/rights violation moves both QPs to ERR and completes the requester's WR
  * with IB_WC_REM_ACCESS_ERR, a QP entering ERR completes every posted WR with
  * IB_WC_WR_FLUSH_ERR, posting to an ERR QP flushes at once. An incoming SEND with no
@@ -29,10 +29,13 @@
  * workqueue), so an access to an invalidated dma-buf MR can take the reservation lock
  * and re-map. Data crosses the fabric as one flow per message (src/fabric/switch.ts).
  * The PCIe legs (memory -> sending NIC, receiving NIC -> memory) run from where the MR's
- * first DMA segment decodes (a peer's BAR or host memory) to the NIC. Each caps the
- * network flow at its lone rate and adds its latency (`predictTransfer`), and each also
- * runs as a flow on its machine's PCIe model at the same time, sharing PCIe links with the
- * machine's other DMA: the message lands when the network flow and both legs are over.
+ * first DMA segment decodes (a peer's BAR or host memory) to the NIC. In a Cluster every
+ * machine's PCIe model is on the switch's flow network, so a message is one flow over
+ * the requester's leg, both ports' link directions and the responder's leg: its rate is
+ * the max-min fair share over all of them (PCIe contention at either end slows the wire,
+ * a slow wire leaves PCIe to other DMA) and it adds the legs' latencies. Otherwise (a
+ * leg on another network) each leg caps the network flow at its lone rate and also runs
+ * as a flow on its machine's PCIe model; the message lands when all are over.
  * Shared receive queues (ib_create_srq) hand their receive WRs to any attached QP.
  */
 
@@ -52,7 +55,9 @@ import type { Flow } from '../../kernel/pci/flow.ts';
 import { PciDev } from '../../kernel/pci/pci.ts';
 import { pciBus, pciRegisterDriver } from '../../kernel/pci/pci-driver.ts';
 import type { Socket } from '../../kernel/pci/topology.ts';
-import { predictTransfer } from '../../kernel/pci/transfer.ts';
+import { predictTransfer, type TransferModel } from '../../kernel/pci/transfer.ts';
+import type { TransferPath } from '../../kernel/pci/transfer-path.ts';
+import { tracepoint } from '../../kernel/trace.ts';
 import {
   IbCq,
   type IbDevice,
@@ -688,10 +693,13 @@ function readLike(op: number): boolean {
 
 /**
  * Starts the oldest WR not started yet when the transmit slot is free. WRs pipeline: an
- * RDMA WRITE frees the slot when its payload has landed, a READ or atomic when its
- * request has (at most max_rd_atomic of them outstanding, at least one), a SEND only at
- * its ACK (an RNR NAK makes it go again before anything after it). Nothing new starts
- * once a WR has failed.
+ * RDMA WRITE frees the slot when the last byte of its payload has left the port (the
+ * next WRITE streams behind it while it is still in flight, so a batch pays the one-way
+ * latency once), a READ or atomic when its request has left (at most max_rd_atomic of
+ * them outstanding, at least one), a SEND only at its ACK (an RNR NAK makes it go again
+ * before anything after it). The responder takes a QP's requests in the order sent
+ * (`arriveInOrder`); completions are in order (`finishSend`). Nothing new starts once a
+ * WR has failed.
  */
 function kick(qp: IbQp): void {
   if (qp.dead || qp.inflight || qp.state !== IB_QPS_RTS) return;
@@ -790,7 +798,39 @@ interface Legs {
   dst?: { d: IbDevice; mr: IbMr | undefined };
 }
 
-/** Sends `bytes` from `from` to `to` through the PCIe legs; `then` runs as HCA work on `to`'s device. */
+/** A request message of a requester QP: the responder takes them in the order sent. */
+interface Ordered {
+  qp: IbQp;
+  seq: number;
+}
+
+/** Numbers the next request message of `qp`. */
+function nextRequest(qp: IbQp): Ordered {
+  return { qp, seq: qp.txSeq++ };
+}
+
+/**
+ * Request message `o` has reached the responder: `take` runs now if every earlier one has
+ * been taken, else once they have (a later message can land first when its PCIe legs are
+ * shorter; RC responders process requests in PSN order).
+ */
+function arriveInOrder(o: Ordered, take: () => void): void {
+  const qp = o.qp;
+  qp.rxHeld.set(o.seq, take);
+  for (;;) {
+    const next = qp.rxHeld.get(qp.rxNext);
+    if (next === undefined) return;
+    qp.rxHeld.delete(qp.rxNext);
+    qp.rxNext++;
+    next();
+  }
+}
+
+/**
+ * Sends `bytes` from `from` to `to` through the PCIe legs; `then` runs as HCA work on
+ * `to`'s device (after every earlier request of the same QP for an `order`ed message);
+ * `onSent` when the last byte has left `from`.
+ */
 function wire(
   from: FabricPort,
   to: FabricPort,
@@ -799,14 +839,55 @@ function wire(
   label: string,
   then: () => Promise<void> | void,
   legs: Legs = {},
+  opts: { onSent?: () => void; order?: Ordered } = {},
 ): void {
+  let pending = 1;
+  const order = opts.order;
+  const arrived = () => {
+    if (--pending > 0) return;
+    if (order) arriveInOrder(order, () => queueWork(todev, then));
+    else queueWork(todev, then);
+  };
+  const sw = from.fabric!;
+  const pa = legs.src && bytes > 0 ? legPath(legs.src.d, legs.src.mr, true) : null;
+  const pb = legs.dst && bytes > 0 ? legPath(legs.dst.d, legs.dst.mr, false) : null;
+  const ls = [pa, pb].filter((l): l is LegPath => l !== null);
+  if (ls.every((l) => l.model.network === sw.network && l.path.unsupported === null)) {
+    // One flow over the requester's PCIe leg, the wire and the responder's PCIe leg (the
+    // machines share the switch's flow network): its rate is the max-min fair share over
+    // all of them, so PCIe contention at either end slows the wire and the wire limits
+    // what the legs take from PCIe. The legs keep their PCIe transfer tracepoints.
+    const engine = sw.engine;
+    const flow = sw.send(from, to, {
+      bytes,
+      label,
+      owner: todev.kernel,
+      extraUses: ls.flatMap((l) => l.model.flowUses(l.path)),
+      extraLatencyNs: ls.reduce((t, l) => t + l.path.latencyNs, 0),
+      onEnd: (f) => {
+        for (const l of ls) {
+          const args = { flow: f.id, state: f.state, bytes: f.landed };
+          tracepoint(engine, 'pcie_transfer_end', args, l.d.kernel.name);
+        }
+      },
+      onLand: arrived,
+      onSent: opts.onSent,
+    });
+    for (const l of ls) {
+      tracepoint(
+        engine,
+        'pcie_transfer_start',
+        { flow: flow.id, src: l.path.src.id, dst: l.path.dst.id, bytes, route: l.path.route },
+        l.d.kernel.name,
+      );
+    }
+    return;
+  }
+  // Otherwise (a leg on a machine outside the switch's flow network, or one the PCIe
+  // topology cannot route): the legs cap the network flow at their lone rates and run as
+  // their own flows on their machines' networks; the message lands when all are over.
   const a = legs.src && bytes > 0 ? ibPcieLeg(legs.src.d, legs.src.mr, true) : null;
   const b = legs.dst && bytes > 0 ? ibPcieLeg(legs.dst.d, legs.dst.mr, false) : null;
-  // The message lands once the network flow and both PCIe leg flows are over.
-  let pending = 1;
-  const arrived = () => {
-    if (--pending === 0) queueWork(todev, then);
-  };
   for (const [leg, nicReads] of [
     [legs.src, true],
     [legs.dst, false],
@@ -822,7 +903,24 @@ function wire(
     maxRateGBps: Math.min(a?.rateGBps ?? Number.POSITIVE_INFINITY, b?.rateGBps ?? Number.POSITIVE_INFINITY),
     extraLatencyNs: (a?.latencyNs ?? 0) + (b?.latencyNs ?? 0),
     onLand: arrived,
+    onSent: opts.onSent,
   });
+}
+
+/** A PCIe leg of a message: its machine's transfer model and the path between the MR's memory and the NIC. */
+interface LegPath {
+  d: IbDevice;
+  model: TransferModel;
+  path: TransferPath;
+}
+
+function legPath(d: IbDevice, mr: IbMr | undefined, nicReads: boolean): LegPath | null {
+  const end = mrPcieEnd(d, mr);
+  const bus = pciBus(d.kernel);
+  if (!end || !d.pdev || !bus) return null;
+  const model = bus.transfers;
+  const path = nicReads ? model.path(end, d.pdev, 'dst') : model.path(d.pdev, end, 'src');
+  return { d, model, path };
 }
 
 /**
@@ -874,8 +972,18 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
   if (wr.opcode === IB_WR_RDMA_READ) {
     const len = wr.sgList.reduce((s, g) => s + g.length, 0);
     e.bytes = len;
-    wire(port, rport, rdev, 0, `${d.name} READ request ${len} B`, async () => {
-      sent(qp, e);
+    const sendReq = () =>
+      wire(
+        port,
+        rport,
+        rdev,
+        0,
+        `${d.name} READ request ${len} B`,
+        () => readResponder(),
+        {},
+        { onSent: () => sent(qp, e), order: nextRequest(qp) },
+      );
+    const readResponder = async (): Promise<void> => {
       const rqp = responderQp(rdev, destQpn);
       if (!rqp) {
         ack(IB_WC_RETRY_EXC_ERR); // dropped: the requester's retries run out
@@ -903,7 +1011,8 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
         },
         { src: { d: rdev, mr: mrByKey(rdev, wr.rkey) }, dst: { d, mr: mrByKey(d, wr.sgList[0]?.lkey) } },
       );
-    });
+    };
+    sendReq();
     return;
   }
   if (wr.opcode === IB_WR_ATOMIC_CMP_AND_SWP || wr.opcode === IB_WR_ATOMIC_FETCH_AND_ADD) {
@@ -924,7 +1033,6 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
     data.length,
     `${d.name} ${isWrite ? 'RDMA WRITE' : 'SEND'} ${data.length} B`,
     async () => {
-      if (isWrite) sent(qp, e);
       const rqp = responderQp(rdev, destQpn);
       if (!rqp) {
         ack(IB_WC_RETRY_EXC_ERR);
@@ -990,6 +1098,8 @@ async function execSend(qp: IbQp, e: IbSendEntry): Promise<void> {
       src: { d, mr: mrByKey(d, wr.sgList[0]?.lkey) },
       dst: { d: rdev, mr: isWrite ? mrByKey(rdev, wr.rkey) : undefined },
     },
+    // A WRITE frees the transmit slot once its payload has left; a SEND holds it to its ACK.
+    { onSent: isWrite ? () => sent(qp, e) : undefined, order: nextRequest(qp) },
   );
 }
 
@@ -1032,8 +1142,7 @@ function execAtomic(qp: IbQp, e: IbSendEntry, rt: Route): void {
   const raddr = wr.remoteAddr ?? 0;
   const rkey = wr.rkey ?? 0;
   const name = wr.opcode === IB_WR_ATOMIC_CMP_AND_SWP ? 'CMP_AND_SWP' : 'FETCH_AND_ADD';
-  wire(port, rport, rdev, 0, `${d.name} ATOMIC ${name} request`, async () => {
-    sent(qp, e);
+  const responder = async (): Promise<void> => {
     const rqp = responderQp(rdev, destQpn);
     if (!rqp) {
       ack(IB_WC_RETRY_EXC_ERR);
@@ -1073,7 +1182,20 @@ function execAtomic(qp: IbQp, e: IbSendEntry, rt: Route): void {
       const r = await scatter(qp, wr.sgList, old);
       finishSend(qp, e, r < 0 ? IB_WC_LOC_PROT_ERR : IB_WC_SUCCESS);
     });
-  });
+  };
+  wire(
+    port,
+    rport,
+    rdev,
+    0,
+    `${d.name} ATOMIC ${name} request`,
+    responder,
+    {},
+    {
+      onSent: () => sent(qp, e),
+      order: nextRequest(qp),
+    },
+  );
 }
 
 function responderQp(rdev: IbDevice, qpn: number): IbQp | null {

@@ -170,12 +170,12 @@ export class DmaFence {
 
   /** Emits a dma_fence tracepoint for this fence. */
   trace(name: string): void {
-    tracepoint(this.kernel.engine, name, {
-      driver: this.driverName,
-      timeline: this.timelineName,
-      context: this.context,
-      seqno: this.seqno,
-    });
+    tracepoint(
+      this.kernel.engine,
+      name,
+      { driver: this.driverName, timeline: this.timelineName, context: this.context, seqno: this.seqno },
+      this.kernel.name,
+    );
   }
 
   // ------------------------------------------------------------ references

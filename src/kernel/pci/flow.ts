@@ -15,7 +15,8 @@
  * Time: a flow's bytes leave its source at its rate; once the last byte has left, the
  * flow frees its resources and its data lands `latencyNs` later, when the caller's copy
  * function runs, exactly once for the whole range (or once per chunk, in order, when
- * `chunkBytes` is set) and then `onComplete`. A lone flow of B bytes at rate R takes
+ * `chunkBytes` is set) and then `onComplete`; `onDrained` tells the sender when the
+ * last byte has left (a pipelining sender starts its next message then). A lone flow of B bytes at rate R takes
  * `drainTimeNs(B, R) + latencyNs`. Event handlers run in the engine's hard-IRQ context.
  *
  * Units: bytes, ns, and rates in bytes/ns, which equal GB/s (10^9 bytes/s).
@@ -76,6 +77,12 @@ export interface FlowSpec {
   copy?: (offset: number, length: number) => void;
   /** Land data in chunks of this many bytes as they arrive, instead of all at the end. */
   chunkBytes?: number;
+  /**
+   * Called when the last byte has left the source (`latencyNs` before it lands), before
+   * `onComplete`; never for a failed flow or one cancelled before. Runs inside `start`
+   * for a flow with nothing to move.
+   */
+  onDrained?: (flow: Flow) => void;
   /** Called once the flow is done, failed or cancelled. */
   onComplete?: (flow: Flow) => void;
   /** A name for traces and reports. */
@@ -424,6 +431,7 @@ export class FlowNetwork {
       this.finish(f, 'done');
     });
     f.landings.push(h);
+    f.spec.onDrained?.(f);
   }
 
   private land(f: Flow, offset: number, length: number, h: EventHandle): void {

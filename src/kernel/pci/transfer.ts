@@ -56,6 +56,8 @@ export class TransferModel {
     readonly topology: Topology,
     /** The flow network (and through it, the engine). */
     readonly network: FlowNetwork,
+    /** The machine (kernel name) the topology belongs to, for the transfer tracepoints. */
+    readonly host?: string,
   ) {}
 
   /** The path of a transfer, cached per (src, dst, initiator). */
@@ -76,11 +78,13 @@ export class TransferModel {
     return this.resources.get(key);
   }
 
-  /** Starts a transfer now; returns its flow (`flow.wait()` blocks a simulated thread until it is over). */
-  start(req: TransferRequest): Flow {
-    const path = this.path(req.src, req.dst, req.initiator);
-    const label = req.label ?? `${endId(path.src)} -> ${endId(path.dst)} ${req.bytes} B`;
-    const uses: FlowUse[] = path.resources.map((r) => {
+  /**
+   * The flow resources a transfer on `path` loads, with their coefficients (created on
+   * first use), for a flow of this model's network that also crosses other resources (an
+   * RDMA message: both PCIe legs and the wire as one flow).
+   */
+  flowUses(path: TransferPath): FlowUse[] {
+    return path.resources.map((r) => {
       let res = this.resources.get(r.key);
       if (res === undefined) {
         res = this.network.resource(`${this.topology.name}: ${r.name}`, r.capacityGBps);
@@ -88,6 +92,13 @@ export class TransferModel {
       }
       return { resource: res, coefficient: r.coefficient };
     });
+  }
+
+  /** Starts a transfer now; returns its flow (`flow.wait()` blocks a simulated thread until it is over). */
+  start(req: TransferRequest): Flow {
+    const path = this.path(req.src, req.dst, req.initiator);
+    const label = req.label ?? `${endId(path.src)} -> ${endId(path.dst)} ${req.bytes} B`;
+    const uses = this.flowUses(path);
     if (req.extraUses) uses.push(...req.extraUses);
     const engine = this.network.engine;
     // The start tracepoint follows network.start() so it can carry the flow id that the
@@ -102,17 +113,22 @@ export class TransferModel {
       label,
       failure: path.unsupported ?? undefined,
       onComplete: (f) => {
-        tracepoint(engine, 'pcie_transfer_end', { flow: f.id, state: f.state, bytes: f.landed });
+        tracepoint(engine, 'pcie_transfer_end', { flow: f.id, state: f.state, bytes: f.landed }, this.host);
         req.onComplete?.(f);
       },
     });
-    tracepoint(engine, 'pcie_transfer_start', {
-      flow: flow.id,
-      src: endId(path.src),
-      dst: endId(path.dst),
-      bytes: req.bytes,
-      route: path.route,
-    });
+    tracepoint(
+      engine,
+      'pcie_transfer_start',
+      {
+        flow: flow.id,
+        src: endId(path.src),
+        dst: endId(path.dst),
+        bytes: req.bytes,
+        route: path.route,
+      },
+      this.host,
+    );
     return flow;
   }
 
