@@ -75,20 +75,29 @@ function connectx6(id: string, parent: string): EndpointSpec {
   };
 }
 
-function workstation(): TopologySpec {
+/** One AMD Zen 4 socket with one Gen5 x16 root port of the CPU per endpoint (`rp0`, `rp1`, ...). */
+function zen4Workstation(
+  name: string,
+  description: string,
+  endpoints: ((parent: string) => EndpointSpec)[],
+): TopologySpec {
   return {
-    name: 'workstation',
-    description:
-      'one AMD Zen 4 socket; a Gaudi2-like accelerator and a ConnectX-6 Dx NIC on two root ports of the CPU',
+    name,
+    description,
     cpu: { generation: 'zen4' },
     sockets: [{ id: 'cpu0' }],
     hostBridges: [{ id: 'hb0', socket: 'cpu0' }],
-    rootPorts: [
-      { id: 'rp0', hostBridge: 'hb0', link: gen5x16 },
-      { id: 'rp1', hostBridge: 'hb0', link: gen5x16 },
-    ],
-    endpoints: [gaudi2('accel0', 'rp0'), connectx6('nic0', 'rp1')],
+    rootPorts: endpoints.map((_, i) => ({ id: `rp${i}`, hostBridge: 'hb0', link: gen5x16 })),
+    endpoints: endpoints.map((ep, i) => ep(`rp${i}`)),
   };
+}
+
+function workstation(): TopologySpec {
+  return zen4Workstation(
+    'workstation',
+    'one AMD Zen 4 socket; a Gaudi2-like accelerator and a ConnectX-6 Dx NIC on two root ports of the CPU',
+    [(rp) => gaudi2('accel0', rp), (rp) => connectx6('nic0', rp)],
+  );
 }
 
 function gaudiHls(): TopologySpec {
@@ -224,33 +233,24 @@ const AMD_GPU_BARS: BarSpec[] = [
 ];
 
 function gpuWorkstation(): TopologySpec {
-  return {
-    name: 'gpu-workstation',
-    description:
-      'one AMD Zen 4 socket; an MI210-like GPU (amdgpu, small 256 MiB BAR), a Gaudi2-like accelerator and a ConnectX-6 Dx NIC on three root ports of the CPU',
-    cpu: { generation: 'zen4' },
-    sockets: [{ id: 'cpu0' }],
-    hostBridges: [{ id: 'hb0', socket: 'cpu0' }],
-    rootPorts: [
-      { id: 'rp0', hostBridge: 'hb0', link: gen5x16 },
-      { id: 'rp1', hostBridge: 'hb0', link: gen5x16 },
-      { id: 'rp2', hostBridge: 'hb0', link: gen5x16 },
-    ],
-    endpoints: [
-      {
+  return zen4Workstation(
+    'gpu-workstation',
+    'one AMD Zen 4 socket; an MI210-like GPU (amdgpu, small 256 MiB BAR), a Gaudi2-like accelerator and a ConnectX-6 Dx NIC on three root ports of the CPU',
+    [
+      (rp) => ({
         id: 'gpu0',
         kind: 'gpu',
-        parent: 'rp0',
+        parent: rp,
         link: gen4x16,
         mps: 256,
         vendor: 0x1002,
         device: 0x740f,
         bars: AMD_GPU_BARS.map((b) => ({ ...b })),
-      },
-      gaudi2('accel0', 'rp1'),
-      connectx6('nic0', 'rp2'),
+      }),
+      (rp) => gaudi2('accel0', rp),
+      (rp) => connectx6('nic0', rp),
     ],
-  };
+  );
 }
 
 const PRESETS: Record<PresetName, () => TopologySpec> = {
