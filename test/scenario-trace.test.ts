@@ -219,6 +219,8 @@ describe('syscalls, dma-bufs and memory in the trace', () => {
       'dma_buf_map_attachment',
       'dma_buf_unmap_attachment',
       'dma_buf_detach',
+      // The process exits holding its fd: the close releases the last reference.
+      'dma_buf_fd_close',
     ]);
     const attach = ev.find((e) => e.ph === 'n' && e.args?.event === 'dma_buf_attach')!;
     expect(attach.args).toMatchObject({ endpoint: 'nic0', dynamic: true, peer2peer: true });

@@ -99,6 +99,15 @@ describe('view data', () => {
     expect(d.fences.filter((f) => f.row === rowOf('f:host1:1'))).toHaveLength(1);
     expect(d.fences.filter((f) => f.row === rowOf('f:host2:1'))).toHaveLength(1);
     expect(d.fences.every((f) => f.signalled)).toBe(true);
+    // fd holders over time: the producer closes its fd right after passing it on; the
+    // writer's copy arrived over SCM_RIGHTS and is held until it exits.
+    const sent = d.buffers.find((b) => b.host === 'host1')!;
+    const holders = sent.holders.map((h) => [h.process, h.since, h.until]);
+    expect(holders).toHaveLength(2);
+    expect(holders[0][0]).toBe('producer');
+    expect(holders[0][2]).toBe(holders[1][1]);
+    expect(holders[1][0]).toBe('rdma-writer');
+    expect(holders[1][2]).toBe(sent.released);
   });
 
   test('fence-deadlock: the report, and fences never signalled end with the run', async () => {

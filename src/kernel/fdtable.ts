@@ -22,6 +22,20 @@ export const RLIMIT_NOFILE_DEFAULT = 1024;
 /** sysctl fs.nr_open: the largest table possible. */
 export const NR_OPEN = 1048576;
 
+/** Called when a file is installed at, or closed from, an fd of the current process. */
+export type FdObserver = (file: File, fd: number) => void;
+
+/**
+ * Observers of fds coming and going, for tracing (a model hook: Linux has none, which is
+ * why upstream's `dma_buf_fd` tracepoint misses fds received over SCM_RIGHTS or dup'ed).
+ * Observers must not change the table.
+ */
+export const fdObservers: { install: FdObserver[]; close: FdObserver[] } = { install: [], close: [] };
+
+function notify(list: FdObserver[], file: File, fd: number): void {
+  for (const o of list) o(file, fd);
+}
+
 /** A process's fd table (struct files_struct). */
 export class FilesStruct {
   private readonly fd: (File | null)[] = [];
@@ -63,6 +77,7 @@ export class FilesStruct {
     }
     this.open.add(fd);
     this.fd[fd] = file;
+    notify(fdObservers.install, file, fd);
   }
 
   /** The file at `fd` without taking a reference (files_lookup_fd_raw), or null. */
@@ -95,6 +110,7 @@ export class FilesStruct {
     this.fd[fd] = null;
     this.open.delete(fd);
     this.cloexec.delete(fd);
+    notify(fdObservers.close, f, fd);
     return f;
   }
 
@@ -110,6 +126,8 @@ export class FilesStruct {
     this.open.add(fd);
     if (cloexec) this.cloexec.add(fd);
     else this.cloexec.delete(fd);
+    if (old) notify(fdObservers.close, old, fd);
+    notify(fdObservers.install, file, fd);
     if (old) filpClose(old);
     return fd;
   }
@@ -143,7 +161,10 @@ export class FilesStruct {
       this.fd[i] = null;
       this.open.delete(i);
       this.cloexec.delete(i);
-      if (f) filpClose(f);
+      if (f) {
+        notify(fdObservers.close, f, i);
+        filpClose(f);
+      }
     }
   }
 }

@@ -5,7 +5,9 @@
  * onto Perfetto.
  *
  * The event contract the reports, the trace export and the visualiser read:
- * - `dma_buf_export` {ino, exp_name, size}, `dma_buf_fd` {ino, fd, pid},
+ * - `dma_buf_export` {ino, exp_name, size}, `dma_buf_fd` / `dma_buf_fd_close` {ino, fd,
+ *   pid} (any install or close of a dma-buf fd: export, SCM_RIGHTS, dup, exit; the close
+ *   is a model addition),
  *   `dma_buf_attach` {ino, attach, dev, endpoint?, dynamic, peer2peer},
  *   `dma_buf_detach` / `dma_buf_pin` / `dma_buf_unpin` / `dma_buf_unmap_attachment`
  *   {ino, attach}, `dma_buf_map_attachment` {ino, attach, nents, pages},

@@ -1007,6 +1007,12 @@ export function buffersOfLog(
         });
         break;
       }
+      case 'dma_buf_fd_close': {
+        const pid = Number(a.pid ?? 0);
+        const h = b.holders.find((x) => x.pid === pid && x.as === `fd ${a.fd}` && x.until === null);
+        if (h) h.until = t;
+        break;
+      }
       case 'dma_buf_attach':
         b.attachments.push({
           attach: attachId(a.attach),

@@ -74,7 +74,7 @@ import type { Device } from '../device.ts';
 import { type ErrPtr, errPtr, isErr, isErrOrNull } from '../err.ts';
 import { errno } from '../errno.ts';
 import { O_ACCMODE, O_NONBLOCK } from '../fcntl.ts';
-import { fdInstall, fget, getUnusedFdFlags, O_CLOEXEC_FLAG, putUnusedFd } from '../fdtable.ts';
+import { fdInstall, fdObservers, fget, getUnusedFdFlags, O_CLOEXEC_FLAG, putUnusedFd } from '../fdtable.ts';
 import {
   allocFilePseudo,
   type File,
@@ -528,18 +528,22 @@ export function dmaBufFd(dmabuf: DmaBuf | null, flags: number): number {
   const fd = getUnusedFdFlags(flags);
   if (fd < 0) return fd;
   fdInstall(fd, dmabuf.file);
-  dmaBufTraceFd(dmabuf, fd);
   return fd;
 }
 
-/**
- * Emits `dma_buf_fd` {ino, fd, pid}: the buffer's file was installed at `fd` in the
- * current process. dma_buf_fd() does it; exporters that fd_install the file themselves
- * (dma-heap, habanalabs, DRM PRIME in 6.12) call this right after.
- */
-export function dmaBufTraceFd(dmabuf: DmaBuf, fd: number): void {
-  traceDmaBuf(dmabuf, 'dma_buf_fd', { fd, pid: current()?.tgid ?? 0 });
-}
+// `dma_buf_fd` {ino, fd, pid} whenever a dma-buf's file lands in an fd table, whoever
+// installs it: dma_buf_fd(), exporters that fd_install it themselves (dma-heap,
+// habanalabs, DRM PRIME in 6.12), SCM_RIGHTS, dup. Upstream fires it only in
+// dma_buf_fd(); `dma_buf_fd_close` {ino, fd, pid} when such an fd is closed is a model
+// addition. Together they say who holds a buffer's fds over time.
+fdObservers.install.push((file, fd) => {
+  if (isDmaBufFile(file))
+    traceDmaBuf(file.privateData as DmaBuf, 'dma_buf_fd', { fd, pid: current()?.tgid ?? 0 });
+});
+fdObservers.close.push((file, fd) => {
+  if (isDmaBufFile(file))
+    traceDmaBuf(file.privateData as DmaBuf, 'dma_buf_fd_close', { fd, pid: current()?.tgid ?? 0 });
+});
 
 /** dma_buf_get(): the buffer behind `fd` with one more reference; -EBADF or -EINVAL (not a dma-buf) as error pointers. */
 export function dmaBufGet(fd: number): DmaBuf | ErrPtr {

@@ -27,7 +27,7 @@ import { currentKernel, type Kernel } from '../kernel.ts';
 import { PAGE_SIZE } from '../mm/page.ts';
 import { copyFromUser, copyToUser } from '../uaccess.ts';
 import { registerDevice } from '../vfs.ts';
-import { type DmaBuf, dmaBufPut, dmaBufTraceFd, type MaybePromise } from './dma-buf.ts';
+import { type DmaBuf, dmaBufPut, type MaybePromise } from './dma-buf.ts';
 
 /** Number of heap minors (NUM_HEAP_MINORS). */
 export const NUM_HEAP_MINORS = 128;
@@ -160,7 +160,6 @@ async function dmaHeapIoctl(file: File, ucmd: number, arg: number): Promise<numb
     return -errno.EFAULT;
   }
   fdInstall(fd, dmabuf.file);
-  dmaBufTraceFd(dmabuf, fd);
   return 0;
 }
 

@@ -35,7 +35,6 @@ import {
   type DmaBufAttachment,
   type DmaBufOps,
   dmaBufExport,
-  dmaBufTraceFd,
 } from '../../../kernel/dma-buf/dma-buf.ts';
 import { errPtr, isErr } from '../../../kernel/err.ts';
 import { errno } from '../../../kernel/errno.ts';
@@ -542,7 +541,6 @@ function exportDmabuf(
   priv.file.get();
   out.fd = fd;
   fdInstall(fd, dmabuf.file);
-  dmaBufTraceFd(dmabuf, fd);
   return 0;
 }
 

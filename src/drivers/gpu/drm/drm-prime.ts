@@ -34,7 +34,6 @@ import {
   dmaBufGet,
   dmaBufMapAttachmentUnlocked,
   dmaBufPut,
-  dmaBufTraceFd,
   dmaBufUnmapAttachmentUnlocked,
   getDmaBuf,
 } from '../../../kernel/dma-buf/dma-buf.ts';
@@ -312,7 +311,6 @@ export async function drmGemPrimeHandleToFd(
     return dmabuf.err;
   }
   fdInstall(fd, dmabuf.file);
-  dmaBufTraceFd(dmabuf, fd);
   return fd;
 }
 
