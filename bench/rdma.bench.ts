@@ -12,7 +12,7 @@ import { habanalabsInit } from '../src/drivers/accel/habanalabs/habanalabs-drv.t
 import { Cluster } from '../src/fabric/cluster.ts';
 import { HlDevice } from '../src/uapi/habanalabs.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, rcConnect, rcSide } from '../test/helpers/rdma.ts';
+import { rcDmabufSide, rdmaWriteWait } from '../test/helpers/rdma.ts';
 import { type Benchmark, secondsSince } from './harness.ts';
 
 const GIB = 2 ** 30;
@@ -31,21 +31,11 @@ async function writeDmabuf1Gib(): Promise<{ gbps: number; wall: number }> {
     const hl = await HlDevice.open(sys, 0);
     const va = await hl.map(await hl.alloc(GIB, { contiguous: true }));
     const fd = await hl.exportDmabufFd(va, GIB);
-    const s = await rcSide(sys);
-    const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, GIB, 0, fd, acc);
-    const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-    rcConnect(s.qp, peer, acc);
+    const s = await rcDmabufSide(sys, c.oob, 'a', 'b', fd, GIB, acc);
     await c.oob.recv('ready');
     const w0 = performance.now();
     const t0 = sys.now();
-    v.ibv_post_send(s.qp, {
-      wr_id: 1,
-      opcode: v.IBV_WR_RDMA_WRITE,
-      send_flags: v.IBV_SEND_SIGNALED,
-      sg_list: [{ addr: mr.addr, length: GIB, lkey: mr.lkey }],
-      wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-    });
-    const [wc] = await v.ibv_poll_cq_wait(s.cq, 1);
+    const wc = await rdmaWriteWait(s, 1, { addr: s.mr.addr, length: GIB, lkey: s.mr.lkey }, s.peer);
     if (wc.status !== v.IBV_WC_SUCCESS)
       throw new Error(`RDMA WRITE failed: ${v.ibv_wc_status_str(wc.status)}`);
     ns = Number(sys.now() - t0);
@@ -57,15 +47,7 @@ async function writeDmabuf1Gib(): Promise<{ gbps: number; wall: number }> {
     const hl = await HlDevice.open(sys, 0);
     const va = await hl.map(await hl.alloc(GIB, { contiguous: true }));
     const fd = await hl.exportDmabufFd(va, GIB);
-    const s = await rcSide(sys);
-    const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, GIB, 0, fd, acc);
-    const peer = await exchange(c.oob, 'b', 'a', {
-      lid: s.lid,
-      qpn: s.qp.qp_num,
-      addr: mr.addr,
-      rkey: mr.rkey,
-    });
-    rcConnect(s.qp, peer, acc);
+    await rcDmabufSide(sys, c.oob, 'b', 'a', fd, GIB, acc);
     c.oob.send('ready', 1);
     await c.oob.recv('done');
     return 0;

@@ -13,9 +13,6 @@ import { describe, expect, test } from 'vitest';
 import {
   AF_UNIX,
   allocPages,
-  CMSG_LEN,
-  CMSG_SPACE,
-  cmsghdr,
   Device,
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -40,11 +37,9 @@ import {
   IosysMap,
   iosysMapMemcpyFrom,
   iosysMapSetVaddr,
-  iovec,
   isErr,
   MAP_SHARED,
   Machine,
-  msghdr,
   O_CLOEXEC,
   O_RDWR,
   type Page,
@@ -56,11 +51,9 @@ import {
   ptrErr,
   type Report,
   registerDevice,
-  SCM_RIGHTS,
   SG_PAGE_ACCESS_RULE,
   SgTable,
   SOCK_STREAM,
-  SOL_SOCKET,
   SpinLock,
   type Sys,
   sgAllocTable,
@@ -74,6 +67,7 @@ import {
 } from '../src/index.ts';
 import { KernelBug } from '../src/sim/report.ts';
 import { readWhole } from './helpers/probe.ts';
+import { recvFd, sendFd } from './helpers/unix.ts';
 
 const {
   dmaBufAttach,
@@ -734,32 +728,6 @@ function registerTestImporter(m: Machine): void {
   };
   m.kernel.enter();
   registerDevice('/dev/test_importer', fops);
-}
-
-async function sendFd(sys: Sys, sock: number, fd: number): Promise<number> {
-  const data = sys.alloc(1);
-  const ctl = sys.alloc(CMSG_SPACE(4), 8);
-  sys.writeStruct(cmsghdr, ctl, { cmsg_len: CMSG_LEN(4), cmsg_level: SOL_SOCKET, cmsg_type: SCM_RIGHTS });
-  sys.writeU32(ctl + cmsghdr.size, fd);
-  const msg = sys.allocStruct(msghdr, {
-    msg_iov: sys.allocStruct(iovec, { iov_base: data, iov_len: 1 }),
-    msg_iovlen: 1,
-    msg_control: ctl,
-    msg_controllen: CMSG_SPACE(4),
-  });
-  return sys.sendmsg(sock, msg, 0);
-}
-
-async function recvFd(sys: Sys, sock: number): Promise<number> {
-  const ctl = sys.alloc(CMSG_SPACE(4), 8);
-  const msg = sys.allocStruct(msghdr, {
-    msg_iov: sys.allocStruct(iovec, { iov_base: sys.alloc(1), iov_len: 1 }),
-    msg_iovlen: 1,
-    msg_control: ctl,
-    msg_controllen: CMSG_SPACE(4),
-  });
-  const rc = await sys.recvmsg(sock, msg, 0);
-  return rc < 0 ? rc : sys.readS32(ctl + cmsghdr.size);
 }
 
 const EMPTY_BUFINFO =

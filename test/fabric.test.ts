@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Cluster } from '../src/fabric/cluster.ts';
 import { ROCE_LARGE_MESSAGE_EFFICIENCY } from '../src/fabric/link.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+import { exchangeAndConnect, pattern, rcSide, rdmaWriteWr } from './helpers/rdma.ts';
 
 const ACC = v.IBV_ACCESS_LOCAL_WRITE | v.IBV_ACCESS_REMOTE_WRITE;
 
@@ -29,25 +29,13 @@ async function timedWrite(
     for (let i = 0; i < qps; i++) {
       const s = await rcSide(sys);
       const mr = v.ibv_reg_mr(s.pd, buf, len, ACC);
-      const peer = await exchange(c.oob, `a${i}`, `b${i}`, {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, ACC);
+      const peer = await exchangeAndConnect(c.oob, s, `a${i}`, `b${i}`, { addr: buf, rkey: mr.rkey }, ACC);
       sides.push({ s, mr, peer });
     }
     await c.oob.recv('ready');
     const t0 = sys.now();
     for (const { s, mr, peer } of sides) {
-      v.ibv_post_send(s.qp, {
-        wr_id: 1,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-      });
+      v.ibv_post_send(s.qp, rdmaWriteWr(1, { addr: buf, length: len, lkey: mr.lkey }, peer));
     }
     for (const { s } of sides) {
       const [wc] = await v.ibv_poll_cq_wait(s.cq, 1);
@@ -62,13 +50,7 @@ async function timedWrite(
     for (let i = 0; i < qps; i++) {
       const s = await rcSide(sys);
       const mr = v.ibv_reg_mr(s.pd, buf + i * len, len, ACC);
-      const peer = await exchange(c.oob, `b${i}`, `a${i}`, {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf + i * len,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, ACC);
+      await exchangeAndConnect(c.oob, s, `b${i}`, `a${i}`, { addr: buf + i * len, rkey: mr.rkey }, ACC);
     }
     c.oob.send('ready', 1);
     await c.oob.recv('done');

@@ -7,12 +7,7 @@
  * dma-buf cannot be mmapped). Each case runs in both configs.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AMDGPU_DEFAULT_OPTIONS,
-  type AmdgpuBo,
-  amdgpuInit,
-  amdgpuProbeConfig,
-} from '../src/drivers/gpu/amdgpu/index.ts';
+import { AMDGPU_DEFAULT_OPTIONS, amdgpuInit, amdgpuProbeConfig } from '../src/drivers/gpu/amdgpu/index.ts';
 import { ibDevices } from '../src/drivers/rdma/ib-core.ts';
 import { Cluster } from '../src/fabric/cluster.ts';
 import { dmaBufGet, dmaBufPut } from '../src/kernel/dma-buf/dma-buf.ts';
@@ -28,15 +23,17 @@ import {
 } from '../src/uapi/amdgpu.ts';
 import type { Sys } from '../src/uapi/sys.ts';
 import * as v from '../src/uapi/verbs.ts';
+import { boOf } from './helpers/amdgpu.ts';
+import { runToCompletion } from './helpers/cluster.ts';
 import {
   dmabufAccessFlags,
   errnoOf,
-  exchange,
+  exchangeAndConnect,
   pattern,
   peekUser,
   pokeUser,
-  rcConnect,
   rcSide,
+  rdmaWriteWr,
 } from './helpers/rdma.ts';
 
 const MIB = 2 ** 20;
@@ -76,13 +73,6 @@ function mrWrite(sys: Sys, b: DrmDmaBuf, off: number, data: Uint8Array): void {
 /** DmaBufMR.read(): CPU loads through the mapping. */
 function mrRead(sys: Sys, b: DrmDmaBuf, off: number, len: number): Buffer {
   return peekUser(sys, b.map + off, len);
-}
-
-function boOf(fd: number): AmdgpuBo {
-  const k = dmaBufGet(fd);
-  if (isErr(k)) throw new Error('not a dma-buf');
-  dmaBufPut(k);
-  return k.priv as AmdgpuBo;
 }
 
 async function gpuCluster(n: number, linkGbps = 100): Promise<Cluster> {
@@ -206,15 +196,11 @@ for (const gtt of [false, true]) {
           const b = await drmDmaBuf(sys, len, gtt);
           mrWrite(sys, b, 0, data);
           const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, len, 0, b.fd, acc);
-          const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-          rcConnect(s.qp, peer, acc);
+          const peer = await exchangeAndConnect(c.oob, s, 'a', 'b', mr, acc);
           await c.oob.recv('b-ready');
           v.ibv_post_send(s.qp, {
-            wr_id: 1,
+            ...rdmaWriteWr(1, { addr: mr.addr, length: len, lkey: mr.lkey }, peer),
             opcode: send ? v.IBV_WR_SEND : v.IBV_WR_RDMA_WRITE,
-            send_flags: v.IBV_SEND_SIGNALED,
-            sg_list: [{ addr: mr.addr, length: len, lkey: mr.lkey }],
-            wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
           });
           const [wc] = await v.ibv_poll_cq_wait(s.cq, 1);
           expect(wc.status).toBe(v.IBV_WC_SUCCESS);
@@ -225,13 +211,7 @@ for (const gtt of [false, true]) {
           const s = await rcSide(sys);
           const buf = await drmDmaBuf(sys, len, gtt);
           const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, len, 0, buf.fd, acc);
-          const peer = await exchange(c.oob, 'b', 'a', {
-            lid: s.lid,
-            qpn: s.qp.qp_num,
-            addr: mr.addr,
-            rkey: mr.rkey,
-          });
-          rcConnect(s.qp, peer, acc);
+          await exchangeAndConnect(c.oob, s, 'b', 'a', mr, acc);
           if (send)
             v.ibv_post_recv(s.qp, { wr_id: 2, sg_list: [{ addr: mr.addr, length: len, lkey: mr.lkey }] });
           c.oob.send('b-ready', 1);
@@ -240,10 +220,7 @@ for (const gtt of [false, true]) {
           got = mrRead(sys, buf, 0, len);
           return 0;
         });
-        const r = await c.run();
-        expect(r.status, c.reports.map((x) => x.message).join('\n')).toBe('completed');
-        expect(a.exitCode, String(a.error)).toBe(0);
-        expect(b.exitCode, String(b.error)).toBe(0);
+        await runToCompletion(c, a, b);
         expect(got!.equals(Buffer.from(data))).toBe(true);
         expect(c.reports.filter((x) => x.type !== 'warn').map((x) => x.rule)).toEqual([]);
       });

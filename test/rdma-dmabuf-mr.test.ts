@@ -24,7 +24,16 @@ import { DmaHeap } from '../src/uapi/dma-heap.ts';
 import { HlDevice } from '../src/uapi/habanalabs.ts';
 import type { Sys } from '../src/uapi/sys.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { dmabufAccessFlags, errnoOf, exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+import {
+  dmabufAccessFlags,
+  errnoOf,
+  exchange,
+  exchangeAndConnect,
+  pattern,
+  rcConnect,
+  rcSide,
+  rdmaWriteWr,
+} from './helpers/rdma.ts';
 
 const LW = v.IBV_ACCESS_LOCAL_WRITE;
 const RW = v.IBV_ACCESS_REMOTE_WRITE;
@@ -200,17 +209,13 @@ async function rdmaIntoDmabuf(opts: {
     const s = await rcSide(sys);
     const buf = sys.alloc(len, 4096);
     const mr = v.ibv_reg_mr(s.pd, buf, len, LW);
-    const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-    rcConnect(s.qp, peer, LW | RW);
+    const peer = await exchangeAndConnect(c.oob, s, 'a', 'b', { addr: buf, rkey: mr.rkey }, LW | RW);
     for (let r = 0; r < opts.rounds; r++) {
       sys.memory(buf, len).set(pattern(len, r + 1));
       await c.oob.recv('b-ready');
       v.ibv_post_send(s.qp, {
-        wr_id: r,
+        ...rdmaWriteWr(r, { addr: buf, length: len, lkey: mr.lkey }, peer),
         opcode: opts.send ? v.IBV_WR_SEND : v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
       });
       const [wc] = await v.ibv_poll_cq_wait(s.cq, 1);
       c.oob.send('a-wrote', wc.status);

@@ -14,44 +14,18 @@ import { habanalabsInit } from '../src/drivers/accel/habanalabs/habanalabs-drv.t
 import { Cluster } from '../src/fabric/cluster.ts';
 import { ROCE_LARGE_MESSAGE_EFFICIENCY } from '../src/fabric/link.ts';
 import type { PresetName } from '../src/kernel/pci/topology-presets.ts';
-import { AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET } from '../src/uapi/constants.ts';
+import { AF_UNIX, SOCK_STREAM } from '../src/uapi/constants.ts';
 import {
   HL_MODEL_DMA_DEVICE_TO_HOST,
   HL_MODEL_DMA_HOST_TO_DEVICE,
   HlDevice,
 } from '../src/uapi/habanalabs.ts';
-import { CMSG_LEN, CMSG_SPACE, cmsghdr, iovec, msghdr } from '../src/uapi/structs.ts';
-import type { Sys } from '../src/uapi/sys.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+import { runToCompletion } from './helpers/cluster.ts';
+import { pattern, rcDmabufSide, rdmaWriteWait } from './helpers/rdma.ts';
+import { recvFd, sendFd } from './helpers/unix.ts';
 
 const MIB = 1024 * 1024;
-
-async function sendFd(sys: Sys, sock: number, fd: number): Promise<number> {
-  const data = sys.alloc(1);
-  const ctl = sys.alloc(CMSG_SPACE(4), 8);
-  sys.writeStruct(cmsghdr, ctl, { cmsg_len: CMSG_LEN(4), cmsg_level: SOL_SOCKET, cmsg_type: SCM_RIGHTS });
-  sys.writeU32(ctl + cmsghdr.size, fd);
-  const msg = sys.allocStruct(msghdr, {
-    msg_iov: sys.allocStruct(iovec, { iov_base: data, iov_len: 1 }),
-    msg_iovlen: 1,
-    msg_control: ctl,
-    msg_controllen: CMSG_SPACE(4),
-  });
-  return sys.sendmsg(sock, msg, 0);
-}
-
-async function recvFd(sys: Sys, sock: number): Promise<number> {
-  const ctl = sys.alloc(CMSG_SPACE(4), 8);
-  const msg = sys.allocStruct(msghdr, {
-    msg_iov: sys.allocStruct(iovec, { iov_base: sys.alloc(1), iov_len: 1 }),
-    msg_iovlen: 1,
-    msg_control: ctl,
-    msg_controllen: CMSG_SPACE(4),
-  });
-  const rc = await sys.recvmsg(sock, msg, 0);
-  return rc < 0 ? rc : sys.readS32(ctl + cmsghdr.size);
-}
 
 async function endToEnd(gbps: number, size: number, topology: PresetName = 'gaudi-hls') {
   habanalabsInit();
@@ -80,20 +54,10 @@ async function endToEnd(gbps: number, size: number, topology: PresetName = 'gaud
     sys.spawn('rdma-writer', async (rs) => {
       const dfd = await recvFd(rs, s1);
       receivedFd = dfd;
-      const s = await rcSide(rs);
-      const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, size, 0, dfd, acc);
-      const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-      rcConnect(s.qp, peer, acc);
+      const s = await rcDmabufSide(rs, c.oob, 'a', 'b', dfd, size, acc);
       await c.oob.recv('b-ready');
       const t0 = rs.now();
-      v.ibv_post_send(s.qp, {
-        wr_id: 1,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: mr.addr, length: size, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-      });
-      const [wc] = await v.ibv_poll_cq_wait(s.cq, 1);
+      const wc = await rdmaWriteWait(s, 1, { addr: s.mr.addr, length: size, lkey: s.mr.lkey }, s.peer);
       expect(wc.status).toBe(v.IBV_WC_SUCCESS);
       ns = Number(rs.now() - t0);
       c.oob.send('a-done', 1);
@@ -108,15 +72,7 @@ async function endToEnd(gbps: number, size: number, topology: PresetName = 'gaud
     const hl = await HlDevice.open(sys, 0);
     const va = await hl.map(await hl.alloc(size));
     const fd = await hl.exportDmabufFd(va, size);
-    const s = await rcSide(sys);
-    const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, size, 0, fd, acc);
-    const peer = await exchange(c.oob, 'b', 'a', {
-      lid: s.lid,
-      qpn: s.qp.qp_num,
-      addr: mr.addr,
-      rkey: mr.rkey,
-    });
-    rcConnect(s.qp, peer, acc);
+    await rcDmabufSide(sys, c.oob, 'b', 'a', fd, size, acc);
     c.oob.send('b-ready', 1);
     await c.oob.recv('a-done');
     const host = sys.alloc(size, 4096);
@@ -127,10 +83,7 @@ async function endToEnd(gbps: number, size: number, topology: PresetName = 'gaud
     c.oob.send('b-verified', 1);
     return 0;
   });
-  const r = await c.run();
-  expect(r.status, c.reports.map((x) => x.message).join('\n')).toBe('completed');
-  expect(a.exitCode, String(a.error)).toBe(0);
-  expect(b.exitCode, String(b.error)).toBe(0);
+  await runToCompletion(c, a, b);
   const children = c.machines[0].processes.filter((p) => p.name === 'rdma-writer');
   expect(children.map((p) => [p.exitCode, String(p.error ?? '')])).toEqual([[0, '']]);
   return { c, ns, verified, receivedFd };

@@ -10,17 +10,10 @@
  * no violation or leak; the achieved bandwidth is reported.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AMDGPU_DEFAULT_OPTIONS,
-  type AmdgpuBo,
-  amdgpuInit,
-  amdgpuProbeConfig,
-} from '../src/drivers/gpu/amdgpu/index.ts';
+import { AMDGPU_DEFAULT_OPTIONS, amdgpuInit, amdgpuProbeConfig } from '../src/drivers/gpu/amdgpu/index.ts';
 import type { IbUmemDmabuf } from '../src/drivers/rdma/umem-dmabuf.ts';
 import { Cluster } from '../src/fabric/cluster.ts';
 import { ROCE_LARGE_MESSAGE_EFFICIENCY } from '../src/fabric/link.ts';
-import { dmaBufGet, dmaBufPut } from '../src/kernel/dma-buf/dma-buf.ts';
-import { isErr } from '../src/kernel/err.ts';
 import {
   AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED,
   AMDGPU_GEM_DOMAIN_VRAM,
@@ -29,20 +22,15 @@ import {
   AmdgpuDevice,
 } from '../src/uapi/amdgpu.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, pattern, rcConnect, rcSide } from './helpers/rdma.ts';
+import { boOf } from './helpers/amdgpu.ts';
+import { runToCompletion } from './helpers/cluster.ts';
+import { exchangeAndConnect, pattern, rcDmabufSide, rcSide, rdmaWriteWr } from './helpers/rdma.ts';
 
 const MIB = 2 ** 20;
 
 afterEach(() => {
   Object.assign(amdgpuProbeConfig, AMDGPU_DEFAULT_OPTIONS);
 });
-
-function boOf(fd: number): AmdgpuBo {
-  const k = dmaBufGet(fd);
-  if (isErr(k)) throw new Error('not a dma-buf');
-  dmaBufPut(k);
-  return k.priv as AmdgpuBo;
-}
 
 async function evictionStream(gbps: number, size: number, chunks: number) {
   Object.assign(amdgpuProbeConfig, AMDGPU_DEFAULT_OPTIONS, { vramSize: 64 * MIB });
@@ -73,18 +61,18 @@ async function evictionStream(gbps: number, size: number, chunks: number) {
     const s = await rcSide(sys);
     const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, size, 0, fd, acc);
     out.placeBefore = boOf(fd).mem.type;
-    const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-    rcConnect(s.qp, peer, acc);
+    const peer = await exchangeAndConnect(c.oob, s, 'a', 'b', mr, acc);
     await c.oob.recv('b-ready');
     const t0 = sys.now();
     for (let i = 0; i < chunks; i++) {
-      v.ibv_post_send(s.qp, {
-        wr_id: i,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: mr.addr + i * chunk, length: chunk, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr + i * chunk, rkey: peer.rkey } },
-      });
+      v.ibv_post_send(
+        s.qp,
+        rdmaWriteWr(
+          i,
+          { addr: mr.addr + i * chunk, length: chunk, lkey: mr.lkey },
+          { addr: peer.addr + i * chunk, rkey: peer.rkey },
+        ),
+      );
     }
     out.statuses.push((await v.ibv_poll_cq_wait(s.cq, 1))[0].status);
     // Mid-stream VRAM pressure: this allocation only fits once the exported BO is evicted.
@@ -106,15 +94,7 @@ async function evictionStream(gbps: number, size: number, chunks: number) {
     const gpu = await AmdgpuDevice.open(sys, 0);
     const h = await gpu.gemCreate(size, AMDGPU_GEM_DOMAIN_VRAM, AMDGPU_GEM_CREATE_CPU_ACCESS_REQUIRED);
     const fd = await gpu.primeHandleToFd(h);
-    const s = await rcSide(sys);
-    const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, size, 0, fd, acc);
-    const peer = await exchange(c.oob, 'b', 'a', {
-      lid: s.lid,
-      qpn: s.qp.qp_num,
-      addr: mr.addr,
-      rkey: mr.rkey,
-    });
-    rcConnect(s.qp, peer, acc);
+    await rcDmabufSide(sys, c.oob, 'b', 'a', fd, size, acc);
     c.oob.send('b-ready', 1);
     await c.oob.recv('a-done');
     const host = sys.alloc(size, 4096);
@@ -123,10 +103,7 @@ async function evictionStream(gbps: number, size: number, chunks: number) {
     c.oob.send('b-verified', 1);
     return 0;
   });
-  const r = await c.run();
-  expect(r.status, c.reports.map((x) => x.message).join('\n')).toBe('completed');
-  expect(a.exitCode, String(a.error)).toBe(0);
-  expect(b.exitCode, String(b.error)).toBe(0);
+  await runToCompletion(c, a, b);
   return { c, out };
 }
 

@@ -19,7 +19,19 @@ import {
 } from '../src/uapi/habanalabs.ts';
 import type { Sys } from '../src/uapi/sys.ts';
 import * as v from '../src/uapi/verbs.ts';
-import { exchange, pattern, type RcInfo, type RcSide, rcConnect, rcSide } from './helpers/rdma.ts';
+import {
+  exchange,
+  pattern,
+  pollCqN,
+  type RcInfo,
+  type RcSide,
+  rcConnect,
+  rcHostSide,
+  rcSide,
+  rdmaWriteWait,
+  rdmaWriteWr,
+  srqQp,
+} from './helpers/rdma.ts';
 
 const RW = v.IBV_ACCESS_LOCAL_WRITE | v.IBV_ACCESS_REMOTE_WRITE | v.IBV_ACCESS_REMOTE_READ;
 
@@ -89,25 +101,11 @@ describe('RDMA between two machines', () => {
     const back = pattern(len, 9);
     const got: Record<string, unknown> = {};
     const a = c.machines[0].spawn('client', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len * 2, 4096);
+      const s = await rcHostSide(sys, c.oob, 'a', 'b', { len: len * 2, mrAccess: RW });
+      const { buf, mr, peer } = s;
       sys.memory(buf, len).set(src);
-      const mr = v.ibv_reg_mr(s.pd, buf, len * 2, RW);
-      const peer = await exchange(c.oob, 'a', 'b', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
       await c.oob.recv('b-ready');
-      v.ibv_post_send(s.qp, {
-        wr_id: 1,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-      });
+      v.ibv_post_send(s.qp, rdmaWriteWr(1, { addr: buf, length: len, lkey: mr.lkey }, peer));
       v.ibv_post_send(s.qp, {
         wr_id: 2,
         opcode: v.IBV_WR_RDMA_READ,
@@ -121,25 +119,16 @@ describe('RDMA between two machines', () => {
         send_flags: v.IBV_SEND_SIGNALED,
         sg_list: [{ addr: buf, length: 4096, lkey: mr.lkey }],
       });
-      const wcs: v.IbvWc[] = [];
-      while (wcs.length < 3) wcs.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+      const wcs = await pollCqN(s.cq, 3);
       got.a = wcs.map((w) => [w.wr_id, w.status, w.opcode, w.byte_len]);
       got.read = Buffer.from(sys.memory(buf + len, len)).equals(Buffer.from(back));
       c.oob.send('a-done', 1);
       return 0;
     });
     const b = c.machines[1].spawn('server', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len * 2 + 4096, 4096);
+      const s = await rcHostSide(sys, c.oob, 'b', 'a', { len: len * 2 + 4096, mrAccess: RW });
+      const { buf, mr } = s;
       sys.memory(buf + len, len).set(back);
-      const mr = v.ibv_reg_mr(s.pd, buf, len * 2 + 4096, RW);
-      const peer = await exchange(c.oob, 'b', 'a', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
       v.ibv_post_recv(s.qp, { wr_id: 10, sg_list: [{ addr: buf + len * 2, length: 4096, lkey: mr.lkey }] });
       c.oob.send('b-ready', 1);
       const wcs = await v.ibv_poll_cq_wait(s.cq, 8);
@@ -171,29 +160,14 @@ describe('RDMA between two machines', () => {
     const c = await Cluster.create({ machines: 2 });
     const out: { a?: [unknown, number][]; bState?: number; untouched?: boolean } = {};
     c.machines[0].spawn('client', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(8192, 4096);
+      const s = await rcHostSide(sys, c.oob, 'a', 'b', { len: 8192, mrAccess: RW });
+      const { buf, mr, peer } = s;
       sys.memory(buf, 8192).fill(0xab);
-      const mr = v.ibv_reg_mr(s.pd, buf, 8192, RW);
-      const peer = await exchange(c.oob, 'a', 'b', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
       await c.oob.recv('b-ready');
       const t = mutate({ addr: peer.addr, rkey: peer.rkey });
-      const w = (id: number) => ({
-        wr_id: id,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: 4096, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: t.addr, rkey: t.rkey } },
-      });
+      const w = (id: number) => rdmaWriteWr(id, { addr: buf, length: 4096, lkey: mr.lkey }, t);
       v.ibv_post_send(s.qp, [w(1), w(2), w(3)]);
-      const wcs: v.IbvWc[] = [];
-      while (wcs.length < 3) wcs.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+      const wcs = await pollCqN(s.cq, 3);
       // Posting to a QP in ERR completes at once with a flush error.
       v.ibv_post_send(s.qp, w(4));
       wcs.push(...v.ibv_poll_cq(s.cq, 8));
@@ -202,16 +176,13 @@ describe('RDMA between two machines', () => {
       return 0;
     });
     c.machines[1].spawn('server', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(8192, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, 4096, RW);
-      const peer = await exchange(c.oob, 'b', 'a', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
+      const s = await rcHostSide(sys, c.oob, 'b', 'a', {
+        len: 4096,
+        allocLen: 8192,
+        mrAccess: RW,
+        qpAccess,
       });
-      rcConnect(s.qp, peer, qpAccess);
+      const { buf, mr } = s;
       v.ibv_post_recv(s.qp, { wr_id: 77, sg_list: [{ addr: buf, length: 64, lkey: mr.lkey }] });
       c.oob.send('b-ready', 1);
       await c.oob.recv('a-done');
@@ -285,13 +256,7 @@ describe('RDMA between two machines', () => {
     c.machines[0].spawn('lkey', async (sys) => {
       const s = await rcSide(sys);
       rcConnect(s.qp, { lid: s.lid, qpn: s.qp.qp_num }, RW);
-      v.ibv_post_send(s.qp, {
-        wr_id: 5,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: 0x1000, length: 8, lkey: 0x4242 }],
-        wr: { rdma: { remote_addr: 0, rkey: 0 } },
-      });
+      v.ibv_post_send(s.qp, rdmaWriteWr(5, { addr: 0x1000, length: 8, lkey: 0x4242 }, { addr: 0, rkey: 0 }));
       wcs = await v.ibv_poll_cq_wait(s.cq, 8);
       return 0;
     });
@@ -304,43 +269,19 @@ describe('RDMA between two machines', () => {
     const len = 16 * 1024 * 1024; // ~1.5 ms on the wire
     let status = -1;
     c.machines[0].spawn('client', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
-      const peer = await exchange(c.oob, 'a', 'b', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
+      const s = await rcHostSide(sys, c.oob, 'a', 'b', { len, mrAccess: RW });
       await c.oob.recv('b-ready');
-      v.ibv_post_send(s.qp, {
-        wr_id: 1,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-      });
+      v.ibv_post_send(s.qp, rdmaWriteWr(1, { addr: s.buf, length: len, lkey: s.mr.lkey }, s.peer));
       c.oob.send('posted', 1);
       status = (await v.ibv_poll_cq_wait(s.cq, 1))[0].status;
       c.oob.send('a-done', 1);
       return 0;
     });
     c.machines[1].spawn('server', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
-      const peer = await exchange(c.oob, 'b', 'a', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
+      const s = await rcHostSide(sys, c.oob, 'b', 'a', { len, mrAccess: RW });
       c.oob.send('b-ready', 1);
       await c.oob.recv('posted');
-      await v.ibv_dereg_mr(mr);
+      await v.ibv_dereg_mr(s.mr);
       await c.oob.recv('a-done');
       return 0;
     });
@@ -388,24 +329,26 @@ async function pair(
   const c = await Cluster.create({ machines: 2 });
   const len = 65536;
   const pa = c.machines[0].spawn('client', async (sys) => {
-    const s = await rcSide(sys);
-    const buf = sys.alloc(len, 4096);
-    const mr = v.ibv_reg_mr(s.pd, buf, len, RW | v.IBV_ACCESS_REMOTE_ATOMIC);
-    const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: buf, rkey: mr.rkey });
-    rcConnect(s.qp, peer, RW, opts.rnr);
+    const s = await rcHostSide(sys, c.oob, 'a', 'b', {
+      len,
+      mrAccess: RW | v.IBV_ACCESS_REMOTE_ATOMIC,
+      qpAccess: RW,
+      rnr: opts.rnr,
+    });
     await c.oob.recv('b-ready');
-    await client(sys, { ...s, buf, mr }, peer, c);
+    await client(sys, s, s.peer, c);
     c.oob.send('a-done', 1);
     return 0;
   });
   const pb = c.machines[1].spawn('server', async (sys) => {
-    const s = await rcSide(sys);
-    const buf = sys.alloc(len, 4096);
-    const mr = v.ibv_reg_mr(s.pd, buf, len, opts.serverMrAccess ?? RW | v.IBV_ACCESS_REMOTE_ATOMIC);
-    const peer = await exchange(c.oob, 'b', 'a', { lid: s.lid, qpn: s.qp.qp_num, addr: buf, rkey: mr.rkey });
-    rcConnect(s.qp, peer, opts.serverQpAccess ?? RW | v.IBV_ACCESS_REMOTE_ATOMIC, opts.rnr);
+    const s = await rcHostSide(sys, c.oob, 'b', 'a', {
+      len,
+      mrAccess: opts.serverMrAccess ?? RW | v.IBV_ACCESS_REMOTE_ATOMIC,
+      qpAccess: opts.serverQpAccess ?? RW | v.IBV_ACCESS_REMOTE_ATOMIC,
+      rnr: opts.rnr,
+    });
     c.oob.send('b-ready', 1);
-    await server(sys, { ...s, buf, mr }, c);
+    await server(sys, s, c);
     await c.oob.recv('a-done');
     return 0;
   });
@@ -440,8 +383,7 @@ describe('RNR retry (SEND without a posted RECV)', () => {
             sg_list: [{ addr: s.buf, length: 64, lkey: s.mr.lkey }],
           },
         ]);
-        const got: v.IbvWc[] = [];
-        while (got.length < 2) got.push(...(await v.ibv_poll_cq_wait(s.cq, 4)));
+        const got = await pollCqN(s.cq, 2, 4);
         elapsed = sys.now() - t0;
         wcs = got.map((w) => [w.wr_id, w.status]);
         state = s.qp.state;
@@ -514,8 +456,7 @@ describe('atomics (IBV_WR_ATOMIC_FETCH_AND_ADD / CMP_AND_SWP)', () => {
           atomic(3, v.IBV_WR_ATOMIC_CMP_AND_SWP, 2, 7n, 1n), // compare fails: no change
           atomic(4, v.IBV_WR_ATOMIC_FETCH_AND_ADD, 3, 0xffff_ffff_ffff_ffffn), // wraps: -1
         ]);
-        const got: v.IbvWc[] = [];
-        while (got.length < 4) got.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+        const got = await pollCqN(s.cq, 4);
         wcs = got.map((w) => [w.wr_id, w.status, w.opcode, w.byte_len]);
         olds = [0, 1, 2, 3].map((i) => u64(sys, s.buf + i * 8));
         c.oob.send('read-remote', 1);
@@ -593,18 +534,9 @@ describe('several WRs in flight per QP', () => {
     c.machines[0].spawn('client', async (sys) => {
       const sides = [];
       for (let q = 0; q < qps; q++) {
-        const s = await rcSide(sys);
-        const buf = sys.alloc(size * n, 4096);
-        sys.memory(buf, size * n).set(data);
-        const mr = v.ibv_reg_mr(s.pd, buf, size * n, RW);
-        const peer = await exchange(c.oob, `a${q}`, `b${q}`, {
-          lid: s.lid,
-          qpn: s.qp.qp_num,
-          addr: 0,
-          rkey: 0,
-        });
-        rcConnect(s.qp, peer, RW);
-        sides.push({ s, buf, mr, peer });
+        const s = await rcHostSide(sys, c.oob, `a${q}`, `b${q}`, { len: size * n, mrAccess: RW });
+        sys.memory(s.buf, size * n).set(data);
+        sides.push({ s, buf: s.buf, mr: s.mr, peer: s.peer });
       }
       await c.oob.recv('b-ready');
       // One thread per QP, all posting at the same moment.
@@ -613,16 +545,15 @@ describe('several WRs in flight per QP', () => {
           const t0 = ts.now();
           v.ibv_post_send(
             s.qp,
-            Array.from({ length: n }, (_, i) => ({
-              wr_id: i + 1,
-              opcode: v.IBV_WR_RDMA_WRITE,
-              send_flags: v.IBV_SEND_SIGNALED,
-              sg_list: [{ addr: buf + i * size, length: size, lkey: mr.lkey }],
-              wr: { rdma: { remote_addr: peer.addr + i * size, rkey: peer.rkey } },
-            })),
+            Array.from({ length: n }, (_, i) =>
+              rdmaWriteWr(
+                i + 1,
+                { addr: buf + i * size, length: size, lkey: mr.lkey },
+                { addr: peer.addr + i * size, rkey: peer.rkey },
+              ),
+            ),
           );
-          const got: v.IbvWc[] = [];
-          while (got.length < n) got.push(...(await v.ibv_poll_cq_wait(s.cq, n)));
+          const got = await pollCqN(s.cq, n, n);
           out.ns.push(Number(ts.now() - t0));
           out.order.push(got.map((w) => Number(w.wr_id) * (w.status === v.IBV_WC_SUCCESS ? 1 : -1)));
           return 0;
@@ -635,17 +566,8 @@ describe('several WRs in flight per QP', () => {
     c.machines[1].spawn('server', async (sys) => {
       const bufs: number[] = [];
       for (let q = 0; q < qps; q++) {
-        const s = await rcSide(sys);
-        const buf = sys.alloc(size * n, 4096);
-        bufs.push(buf);
-        const mr = v.ibv_reg_mr(s.pd, buf, size * n, RW);
-        const peer = await exchange(c.oob, `b${q}`, `a${q}`, {
-          lid: s.lid,
-          qpn: s.qp.qp_num,
-          addr: buf,
-          rkey: mr.rkey,
-        });
-        rcConnect(s.qp, peer, RW);
+        const s = await rcHostSide(sys, c.oob, `b${q}`, `a${q}`, { len: size * n, mrAccess: RW });
+        bufs.push(s.buf);
       }
       c.oob.send('b-ready', 1);
       await c.oob.recv('a-done');
@@ -702,13 +624,7 @@ describe('several WRs in flight per QP', () => {
         sys.memory(s.buf, 8192).set(data);
         sys.memory(s.buf + 8192, 8192).fill(0);
         v.ibv_post_send(s.qp, [
-          {
-            wr_id: 1,
-            opcode: v.IBV_WR_RDMA_WRITE,
-            send_flags: v.IBV_SEND_SIGNALED,
-            sg_list: [{ addr: s.buf, length: 8192, lkey: s.mr.lkey }],
-            wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-          },
+          rdmaWriteWr(1, { addr: s.buf, length: 8192, lkey: s.mr.lkey }, peer),
           {
             wr_id: 2,
             opcode: v.IBV_WR_RDMA_READ,
@@ -717,8 +633,7 @@ describe('several WRs in flight per QP', () => {
             wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
           },
         ]);
-        const got: v.IbvWc[] = [];
-        while (got.length < 2) got.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+        const got = await pollCqN(s.cq, 2);
         wcs = got.map((w) => [w.wr_id, w.status]);
         readBack = Buffer.from(sys.memory(s.buf + 8192, 8192)).equals(Buffer.from(data));
         c.oob.send('check', 1);
@@ -746,18 +661,15 @@ describe('several WRs in flight per QP', () => {
         sys.memory(s.buf, 5 * 4096).fill(0xab);
         v.ibv_post_send(
           s.qp,
-          [1, 2, 3, 4, 5].map((id, i) => ({
-            wr_id: id,
-            opcode: v.IBV_WR_RDMA_WRITE,
-            send_flags: v.IBV_SEND_SIGNALED,
-            sg_list: [{ addr: s.buf + i * 4096, length: 4096, lkey: s.mr.lkey }],
-            wr: {
-              rdma: { remote_addr: peer.addr + i * 4096, rkey: id === 3 ? peer.rkey ^ 0x100 : peer.rkey },
-            },
-          })),
+          [1, 2, 3, 4, 5].map((id, i) =>
+            rdmaWriteWr(
+              id,
+              { addr: s.buf + i * 4096, length: 4096, lkey: s.mr.lkey },
+              { addr: peer.addr + i * 4096, rkey: id === 3 ? peer.rkey ^ 0x100 : peer.rkey },
+            ),
+          ),
         );
-        const got: v.IbvWc[] = [];
-        while (got.length < 5) got.push(...(await v.ibv_poll_cq_wait(s.cq, 8)));
+        const got = await pollCqN(s.cq, 5);
         wcs = got.map((w) => [w.wr_id, w.status]);
         c.oob.send('check', 1);
       },
@@ -783,17 +695,9 @@ describe('shared receive queue (ibv_create_srq / ibv_post_srq_recv)', () => {
     const got: { wcs: unknown[]; qpns: number[]; bytes: string[] } = { wcs: [], qpns: [], bytes: [] };
     c.machines[0].spawn('client', async (sys) => {
       for (let q = 0; q < 2; q++) {
-        const s = await rcSide(sys);
-        const buf = sys.alloc(4096, 4096);
+        const s = await rcHostSide(sys, c.oob, `a${q}`, `b${q}`, { len: 4096, mrAccess: RW });
+        const { buf, mr } = s;
         sys.memory(buf, 16).set(new TextEncoder().encode(`from qp ${q} .....`).subarray(0, 16));
-        const mr = v.ibv_reg_mr(s.pd, buf, 4096, RW);
-        const peer = await exchange(c.oob, `a${q}`, `b${q}`, {
-          lid: s.lid,
-          qpn: s.qp.qp_num,
-          addr: 0,
-          rkey: 0,
-        });
-        rcConnect(s.qp, peer, RW);
         await c.oob.recv(`b-ready${q}`);
         v.ibv_post_send(s.qp, {
           wr_id: q,
@@ -824,13 +728,7 @@ describe('shared receive queue (ibv_create_srq / ibv_post_srq_recv)', () => {
       const lid = v.ibv_query_port(ctx, 1).lid;
       const qps: v.IbvQp[] = [];
       for (let q = 0; q < 2; q++) {
-        const qp = v.ibv_create_qp(pd, {
-          send_cq: cq,
-          recv_cq: cq,
-          srq,
-          cap: { max_send_wr: 4, max_recv_wr: 4, max_send_sge: 1, max_recv_sge: 1 },
-          qp_type: v.IBV_QPT_RC,
-        });
+        const qp = srqQp(pd, cq, srq, 4);
         qps.push(qp);
         const peer = await exchange(c.oob, `b${q}`, `a${q}`, { lid, qpn: qp.qp_num, addr: 0, rkey: 0 });
         rcConnect(qp, peer, RW);
@@ -872,13 +770,7 @@ describe('shared receive queue (ibv_create_srq / ibv_post_srq_recv)', () => {
       };
       trap(() => v.ibv_create_srq(pd, { attr: { max_wr: 0, max_sge: 1 } }));
       const srq = v.ibv_create_srq(pd, { attr: { max_wr: 2, max_sge: 1 } });
-      const qp = v.ibv_create_qp(pd, {
-        send_cq: cq,
-        recv_cq: cq,
-        srq,
-        cap: { max_send_wr: 1, max_recv_wr: 1, max_send_sge: 1, max_recv_sge: 1 },
-        qp_type: v.IBV_QPT_RC,
-      });
+      const qp = srqQp(pd, cq, srq, 1);
       rcConnect(qp, { lid: 0, qpn: qp.qp_num });
       trap(() => v.ibv_post_recv(qp, { wr_id: 1, sg_list: [] }));
       trap(() =>
@@ -912,11 +804,8 @@ describe("PCIe legs share the machine's PCIe links", () => {
     const len = 32 * 1024 * 1024;
     let ns = 0;
     c.machines[0].spawn('client', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
-      const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-      rcConnect(s.qp, peer, RW);
+      const s = await rcHostSide(sys, c.oob, 'a', 'b', { len, mrAccess: RW });
+      const buf = s.buf;
       await c.oob.recv('b-ready');
       let fence = -1;
       let hl: HlDevice | null = null;
@@ -926,30 +815,15 @@ describe("PCIe legs share the machine's PCIe links", () => {
         fence = await hl.dmaJob({ op: HL_MODEL_DMA_HOST_TO_DEVICE, dst: va, src: buf, size: len });
       }
       const t0 = sys.now();
-      v.ibv_post_send(s.qp, {
-        wr_id: 1,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-      });
-      expect((await v.ibv_poll_cq_wait(s.cq, 1))[0].status).toBe(v.IBV_WC_SUCCESS);
+      const wc = await rdmaWriteWait(s, 1, { addr: buf, length: len, lkey: s.mr.lkey }, s.peer);
+      expect(wc.status).toBe(v.IBV_WC_SUCCESS);
       ns = Number(sys.now() - t0);
       if (hl) expect(await hl.waitFence(fence)).toBe(1);
       c.oob.send('a-done', 1);
       return 0;
     });
     c.machines[1].spawn('server', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
-      const peer = await exchange(c.oob, 'b', 'a', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
+      await rcHostSide(sys, c.oob, 'b', 'a', { len, mrAccess: RW });
       c.oob.send('b-ready', 1);
       await c.oob.recv('a-done');
       return 0;
@@ -973,36 +847,18 @@ describe("PCIe legs share the machine's PCIe links", () => {
     const len = 32 * 1024 * 1024;
     const out = { writeNs: 0, wireNs: 0, copyNs: 0 };
     c.machines[0].spawn('client', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
-      const peer = await exchange(c.oob, 'a', 'b', { lid: s.lid, qpn: s.qp.qp_num, addr: 0, rkey: 0 });
-      rcConnect(s.qp, peer, RW);
+      const s = await rcHostSide(sys, c.oob, 'a', 'b', { len, mrAccess: RW });
+      const buf = s.buf;
       await c.oob.recv('b-ready');
       const t0 = sys.now();
-      v.ibv_post_send(s.qp, {
-        wr_id: 1,
-        opcode: v.IBV_WR_RDMA_WRITE,
-        send_flags: v.IBV_SEND_SIGNALED,
-        sg_list: [{ addr: buf, length: len, lkey: mr.lkey }],
-        wr: { rdma: { remote_addr: peer.addr, rkey: peer.rkey } },
-      });
-      expect((await v.ibv_poll_cq_wait(s.cq, 1))[0].status).toBe(v.IBV_WC_SUCCESS);
+      const wc = await rdmaWriteWait(s, 1, { addr: buf, length: len, lkey: s.mr.lkey }, s.peer);
+      expect(wc.status).toBe(v.IBV_WC_SUCCESS);
       out.writeNs = Number(sys.now() - t0);
       c.oob.send('a-done', 1);
       return 0;
     });
     c.machines[1].spawn('server', async (sys) => {
-      const s = await rcSide(sys);
-      const buf = sys.alloc(len, 4096);
-      const mr = v.ibv_reg_mr(s.pd, buf, len, RW);
-      const peer = await exchange(c.oob, 'b', 'a', {
-        lid: s.lid,
-        qpn: s.qp.qp_num,
-        addr: buf,
-        rkey: mr.rkey,
-      });
-      rcConnect(s.qp, peer, RW);
+      await rcHostSide(sys, c.oob, 'b', 'a', { len, mrAccess: RW });
       if (busy) {
         const hl = await HlDevice.open(sys, 0);
         const host = sys.alloc(len, 4096);

@@ -146,3 +146,147 @@ export function peekUser(sys: Sys, addr: number, len: number): Buffer {
   }
   return out;
 }
+
+/** A remote buffer as the peer advertised it. */
+export interface RemoteBuf {
+  addr: number;
+  rkey: number;
+}
+
+/**
+ * Sends `{lid, qpn}` of `s` with `mine` (the address and rkey the peer may target) as
+ * `me`, waits for the peer's info and brings `s.qp` to RTS towards it with `access`
+ * (and `rnr`, see rcConnect). Returns the peer's info.
+ */
+export async function exchangeAndConnect(
+  oob: OobChannel,
+  s: RcSide,
+  me: string,
+  peer: string,
+  mine: RemoteBuf,
+  access: number,
+  rnr?: { rnr_retry?: number; min_rnr_timer?: number },
+): Promise<RcInfo> {
+  const info = await exchange(oob, me, peer, {
+    lid: s.lid,
+    qpn: s.qp.qp_num,
+    addr: mine.addr,
+    rkey: mine.rkey,
+  });
+  rcConnect(s.qp, info, access, rnr);
+  return info;
+}
+
+/** An RC side with a registered host buffer, connected to its peer. */
+export interface HostRcSide extends RcSide {
+  /** The buffer's user address. */
+  buf: number;
+  /** Its MR. */
+  mr: v.IbvMr;
+  /** What the peer advertised. */
+  peer: RcInfo;
+}
+
+/**
+ * One connected side with host memory, as a perftest server or client sets up: rcSide,
+ * `allocLen` (default `len`) bytes of page-aligned host memory of which the first `len`
+ * are registered with `mrAccess`; the buffer's address and rkey are swapped with the
+ * peer's over `oob` (as `me`, from `peer`) and the QP is connected with `qpAccess`
+ * (default `mrAccess`) and `rnr`.
+ */
+export async function rcHostSide(
+  sys: Sys,
+  oob: OobChannel,
+  me: string,
+  peer: string,
+  opts: {
+    len: number;
+    allocLen?: number;
+    mrAccess: number;
+    qpAccess?: number;
+    rnr?: { rnr_retry?: number; min_rnr_timer?: number };
+  },
+): Promise<HostRcSide> {
+  const s = await rcSide(sys);
+  const buf = sys.alloc(opts.allocLen ?? opts.len, 4096);
+  const mr = v.ibv_reg_mr(s.pd, buf, opts.len, opts.mrAccess);
+  const info = await exchangeAndConnect(
+    oob,
+    s,
+    me,
+    peer,
+    { addr: buf, rkey: mr.rkey },
+    opts.qpAccess ?? opts.mrAccess,
+    opts.rnr,
+  );
+  return { ...s, buf, mr, peer: info };
+}
+
+/** A signalled RDMA WRITE work request of the bytes `local` names to `remote`. */
+export function rdmaWriteWr(wr_id: number, local: v.IbvSge, remote: RemoteBuf): v.IbvSendWr {
+  return {
+    wr_id,
+    opcode: v.IBV_WR_RDMA_WRITE,
+    send_flags: v.IBV_SEND_SIGNALED,
+    sg_list: [local],
+    wr: { rdma: { remote_addr: remote.addr, rkey: remote.rkey } },
+  };
+}
+
+/** Posts one signalled RDMA WRITE (see rdmaWriteWr) on `s.qp` and waits for its completion on `s.cq`. */
+export async function rdmaWriteWait(
+  s: { qp: v.IbvQp; cq: v.IbvCq },
+  wr_id: number,
+  local: v.IbvSge,
+  remote: RemoteBuf,
+): Promise<v.IbvWc> {
+  v.ibv_post_send(s.qp, rdmaWriteWr(wr_id, local, remote));
+  return (await v.ibv_poll_cq_wait(s.cq, 1))[0];
+}
+
+/** Waits until `n` completions have been polled from `cq`, `max` at a time. */
+export async function pollCqN(cq: v.IbvCq, n: number, max = 8): Promise<v.IbvWc[]> {
+  const wcs: v.IbvWc[] = [];
+  while (wcs.length < n) wcs.push(...(await v.ibv_poll_cq_wait(cq, max)));
+  return wcs;
+}
+
+/** An RC side with a registered dma-buf, connected to its peer. */
+export interface DmabufRcSide extends RcSide {
+  /** The dma-buf MR (offset 0, IOVA 0). */
+  mr: v.IbvMr;
+  /** What the peer advertised. */
+  peer: RcInfo;
+}
+
+/**
+ * One connected side whose memory is a dma-buf: rcSide, the first `len` bytes of dma-buf
+ * `fd` registered with ibv_reg_dmabuf_mr (offset 0, IOVA 0) and `access`; the MR's
+ * address and rkey are swapped with the peer's over `oob` (as `me`, from `peer`) and the
+ * QP is connected with `access`.
+ */
+export async function rcDmabufSide(
+  sys: Sys,
+  oob: OobChannel,
+  me: string,
+  peer: string,
+  fd: number,
+  len: number,
+  access: number,
+): Promise<DmabufRcSide> {
+  const s = await rcSide(sys);
+  const mr = await v.ibv_reg_dmabuf_mr(s.pd, 0, len, 0, fd, access);
+  const info = await exchangeAndConnect(oob, s, me, peer, mr, access);
+  return { ...s, mr, peer: info };
+}
+
+/** An RC QP on `pd` whose send and receive completions go to `cq` and whose receives come from `srq` (`depth` WRs of one SGE each way). */
+export function srqQp(pd: v.IbvPd, cq: v.IbvCq, srq: v.IbvSrq, depth: number): v.IbvQp {
+  return v.ibv_create_qp(pd, {
+    send_cq: cq,
+    recv_cq: cq,
+    srq,
+    cap: { max_send_wr: depth, max_recv_wr: depth, max_send_sge: 1, max_recv_sge: 1 },
+    qp_type: v.IBV_QPT_RC,
+  });
+}
