@@ -566,8 +566,9 @@ export function drmTimeoutAbsToJiffies(k: Kernel, timeoutNsec: bigint): number {
   return j + 1;
 }
 
-/** Reads `count` u64 points from user memory; null on a fault. */
+/** Reads `count` u64 points from user memory (`addr` 0: all points 0); null on a fault. */
 function readPoints(addr: number, count: number): number[] | null {
+  if (!addr) return new Array<number>(count).fill(0);
   const raw = memdupUser(addr, count * 8);
   if (!raw) return null;
   const dv = new DataView(raw.buffer);
@@ -593,16 +594,10 @@ async function arrayWaitTimeout(
     flags & (DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE);
   const pointsBlock = kmallocArray(count, 8, GFP_KERNEL);
   if (!pointsBlock) return -errno.ENOMEM;
-  let points: number[];
-  if (!userPoints) {
-    points = new Array<number>(count).fill(0);
-  } else {
-    const p = readPoints(userPoints, count);
-    if (!p) {
-      kfree(pointsBlock);
-      return -errno.EFAULT;
-    }
-    points = p;
+  const points = readPoints(userPoints, count);
+  if (!points) {
+    kfree(pointsBlock);
+    return -errno.EFAULT;
   }
   const entriesBlock = kmallocArray(count, SYNCOBJ_WAIT_ENTRY_SIZE, GFP_KERNEL);
   if (!entriesBlock) {
@@ -813,16 +808,10 @@ export function drmSyncobjTimelineSignalIoctl(dev: DrmDevice, data: Uint8Array, 
   try {
     const pointsBlock = kmallocArray(count, 8, GFP_KERNEL);
     if (!pointsBlock) return -errno.ENOMEM;
-    let points: number[];
-    if (!args.points) {
-      points = new Array<number>(count).fill(0);
-    } else {
-      const p = readPoints(Number(args.points), count);
-      if (!p) {
-        kfree(pointsBlock);
-        return -errno.EFAULT;
-      }
-      points = p;
+    const points = readPoints(Number(args.points), count);
+    if (!points) {
+      kfree(pointsBlock);
+      return -errno.EFAULT;
     }
     const chainsBlock = kmallocArray(count, 8, GFP_KERNEL);
     if (!chainsBlock) {
