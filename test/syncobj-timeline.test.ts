@@ -17,7 +17,6 @@
  *   spinning on READ_ONCE would never yield in the model).
  */
 import { describe, expect, test } from 'vitest';
-import type { Sys } from '../src/index.ts';
 import {
   DRM_CAP_SYNCOBJ_TIMELINE,
   DRM_IOCTL_GET_CAP,
@@ -37,8 +36,7 @@ import {
 } from '../src/uapi/drm.ts';
 import {
   NSECS_PER_SEC,
-  openRender,
-  runProgram,
+  popcount,
   SHORT_TIME_NSEC,
   setTimer,
   shortTimeout,
@@ -62,6 +60,7 @@ import {
   syncobjTransferErr,
   syncobjTrigger,
   syncobjWaitErr,
+  withDrm,
 } from './helpers/drm.ts';
 
 const EINVAL = -22;
@@ -84,12 +83,6 @@ function flagsForTestFlags(t: number): number {
   if (t & WAIT_AVAILABLE) f |= DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE;
   if (t & WAIT_ALL) f |= DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL;
   return f;
-}
-
-function popcount(x: number): number {
-  let n = 0;
-  for (; x; x &= x - 1) n++;
-  return n;
 }
 
 function subtestName(kind: string, flags: number, err: number): string {
@@ -122,16 +115,6 @@ function multiWaitErr(flags: number, waitsForSubmit: number): number {
 
 function errName(e: number): string {
   return e === EINVAL ? 'EINVAL' : e === ETIME ? 'ETIME' : String(e);
-}
-
-function withDrm(fn: (sys: Sys, fd: number) => Promise<void>): () => Promise<void> {
-  return async () => {
-    await runProgram(async (sys) => {
-      const fd = await openRender(sys);
-      await fn(sys, fd);
-      await sys.close(fd);
-    });
-  };
 }
 
 describe('syncobj_timeline', () => {

@@ -12,7 +12,7 @@
  *   in an ioctl, which the model only has for process exit; not ported.
  */
 import { describe, expect, test } from 'vitest';
-import { SW_SYNC_GET_DEADLINE, type Sys, swSyncGetDeadline } from '../src/index.ts';
+import { SW_SYNC_GET_DEADLINE, swSyncGetDeadline } from '../src/index.ts';
 import {
   DRM_CAP_SYNCOBJ,
   DRM_IOCTL_GET_CAP,
@@ -36,6 +36,7 @@ import {
 import {
   NSECS_PER_SEC,
   openRender,
+  popcount,
   runProgram,
   SHORT_TIME_NSEC,
   setTimer,
@@ -55,6 +56,7 @@ import {
   syncobjTrigger,
   syncobjWaitErr,
   syncobjWaitRaw,
+  withDrm,
 } from './helpers/drm.ts';
 
 const EINVAL = -22;
@@ -77,12 +79,6 @@ function flagsForTestFlags(t: number): number {
   return f;
 }
 
-function popcount(x: number): number {
-  let n = 0;
-  for (; x; x &= x - 1) n++;
-  return n;
-}
-
 function subtestName(kind: string, flags: number, err: number): string {
   return (
     `${err === EINVAL ? 'invalid-' : ''}${kind}` +
@@ -90,17 +86,6 @@ function subtestName(kind: string, flags: number, err: number): string {
     `${flags & WAIT_UNSUBMITTED ? '-unsubmitted' : ''}${flags & WAIT_SUBMITTED ? '-submitted' : ''}` +
     `${flags & WAIT_SIGNALED ? '-signaled' : ''}`
   );
-}
-
-/** Runs `fn` with the render node open. */
-function withDrm(fn: (sys: Sys, fd: number) => Promise<void>): () => Promise<void> {
-  return async () => {
-    await runProgram(async (sys) => {
-      const fd = await openRender(sys);
-      await fn(sys, fd);
-      await sys.close(fd);
-    });
-  };
 }
 
 describe('syncobj_wait', () => {

@@ -63,6 +63,24 @@ export async function openRender(sys: Sys): Promise<number> {
   return fd;
 }
 
+/** Runs `fn` as an IGT subtest with the render node open (closed afterwards). */
+export function withDrm(fn: (sys: Sys, fd: number) => Promise<void>): () => Promise<void> {
+  return async () => {
+    await runProgram(async (sys) => {
+      const fd = await openRender(sys);
+      await fn(sys, fd);
+      await sys.close(fd);
+    });
+  };
+}
+
+/** Number of bits set (IGT's __builtin_popcount over its test-flag masks). */
+export function popcount(x: number): number {
+  let n = 0;
+  for (; x; x &= x - 1) n++;
+  return n;
+}
+
 /** gettime_ns(): CLOCK_MONOTONIC. */
 export function gettimeNs(sys: Sys): bigint {
   return sys.now();
